@@ -1,0 +1,215 @@
+"""Tests of sam_teacher.py: the three mask sources, B_SAM, and the on-disk mask cache."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from data import SyntheticScenes, make_scene
+from sam_teacher import (
+    MaskCache,
+    OracleTeacher,
+    SamTeacher,
+    SuperpixelTeacher,
+    boundary_map,
+    build_cache,
+    make_teacher,
+)
+
+SIZE = (64, 96)
+
+
+def assert_mask_format(masks: np.ndarray, size: tuple[int, int]) -> None:
+    assert isinstance(masks, np.ndarray) and masks.dtype == bool
+    assert masks.ndim == 3 and masks.shape[1:] == size
+    areas = masks.reshape(len(masks), -1).sum(1)
+    assert np.all(np.diff(areas) <= 0), "masks must be sorted by area, largest first"
+
+
+def test_sam_automatic_mask_generator_with_random_weights(capsys):
+    image, _ = make_scene(0, SIZE)
+    # Thresholds at 0 so that random weights still return masks whose format can be checked.
+    teacher = SamTeacher("vit_b", checkpoint=None, points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    assert "meaningless" in capsys.readouterr().out
+    masks = teacher(image)
+    assert len(masks) > 0
+    assert_mask_format(masks, SIZE)
+    assert teacher.settings["source"] == "sam" and teacher.settings["checkpoint"] is None
+
+
+def test_sam_checkpoint_errors_name_the_official_checkpoints(tmp_path):
+    url = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
+    with pytest.raises(FileNotFoundError) as missing:
+        make_teacher("sam", checkpoint=str(tmp_path / "sam_vit_b_01ec64.pth"))
+    assert url in str(missing.value) and "--checkpoint" in str(missing.value) and "sam_vit_b_01ec64.pth" in str(missing.value)
+
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="Cannot read SAM checkpoint") as unreadable:
+        SamTeacher(checkpoint=str(garbage))
+    assert url in str(unreadable.value)
+
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"weight": torch.zeros(3)}, wrong)
+    with pytest.raises(RuntimeError, match="does not fit model type 'vit_b'") as mismatched:
+        SamTeacher(checkpoint=str(wrong))
+    assert url in str(mismatched.value)
+
+
+@pytest.mark.parametrize("method", ["felzenszwalb", "slic"])
+def test_superpixels_partition_the_frame(method):
+    image, _ = make_scene(1, SIZE)
+    masks = SuperpixelTeacher(method=method)(image)
+    assert len(masks) > 1
+    assert_mask_format(masks, SIZE)
+    assert np.array_equal(masks.sum(0), np.ones(SIZE, dtype=int))
+
+
+def test_superpixels_separate_a_small_object_from_the_pitch():
+    image = np.zeros((*SIZE, 3), dtype=np.uint8)
+    image[:] = (40, 140, 40)
+    image[30:36, 40:46] = (250, 250, 250)
+    masks = SuperpixelTeacher()(image)
+    ball = np.zeros(SIZE, dtype=bool)
+    ball[30:36, 40:46] = True
+    assert any(np.array_equal(mask, ball) for mask in masks)
+
+
+def test_unknown_source_and_method_are_refused():
+    with pytest.raises(ValueError, match="Unknown mask source"):
+        make_teacher("clip")
+    with pytest.raises(ValueError, match="felzenszwalb"):
+        SuperpixelTeacher(method="watershed")
+    with pytest.raises(ValueError, match="takes none"):
+        make_teacher("superpixel", checkpoint="sam_vit_b_01ec64.pth")
+
+
+def test_oracle_masks_are_single_class_components_and_warn():
+    image, label = make_scene(2, SIZE)
+    label[:3, :3] = 255
+    teacher = OracleTeacher()
+    with pytest.warns(UserWarning, match="analysis only"):
+        masks = teacher(image, label)
+    with pytest.warns(UserWarning, match="analysis only"):
+        teacher(image, label)
+    assert_mask_format(masks, SIZE)
+    labelled = label != 255
+    assert np.array_equal(masks.sum(0), labelled.astype(int))
+    expected_components = 0
+    for class_id in np.unique(label[labelled]):
+        expected_components += ndimage.label(label == class_id, structure=np.ones((3, 3)))[1]
+    assert len(masks) == expected_components
+    for mask in masks:
+        assert len(np.unique(label[mask])) == 1
+        assert ndimage.label(mask, structure=np.ones((3, 3)))[1] == 1
+
+
+def test_oracle_splits_two_separate_regions_of_one_class():
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    label = np.full((8, 8), 3)
+    label[1:3, 1:3] = 9
+    label[5:7, 5:7] = 9
+    with pytest.warns(UserWarning):
+        masks = OracleTeacher()(image, label)
+    assert len(masks) == 3 and masks[0].sum() == 56 and masks[1].sum() == masks[2].sum() == 4
+
+
+def test_boundary_map_is_the_union_of_inner_mask_edges():
+    masks = np.zeros((2, 6, 7), dtype=bool)
+    masks[0, 1:5, 1:5] = True
+    masks[1, 0:3, 4:7] = True
+    expected = np.zeros((6, 7), dtype=bool)
+    expected[1:5, 1:5] = True
+    expected[2:4, 2:4] = False
+    # The second mask touches the top and right frame borders, which are not boundaries.
+    expected[2, 4:7] = True
+    expected[0:3, 4] = True
+    assert np.array_equal(boundary_map(masks), expected)
+    assert not boundary_map(np.zeros((0, 6, 7), dtype=bool)).any()
+
+
+class StopAfter:
+    """A dataset that fails after `limit` items, as an interrupted run would."""
+
+    def __init__(self, dataset, limit: int) -> None:
+        self.dataset, self.limit, self.served = dataset, limit, 0
+        self.names = dataset.names
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        self.served += 1
+        if self.served > self.limit:
+            raise KeyboardInterrupt
+        return self.dataset[index]
+
+
+def read_folder(folder) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
+
+
+def test_cache_round_trips_exactly(tmp_path):
+    dataset = SyntheticScenes(3, size=SIZE, seed=5)
+    teacher = SuperpixelTeacher()
+    cache = build_cache(dataset, teacher, tmp_path / "cache", progress=False)
+    assert cache.names == sorted(dataset.names)
+    assert cache.settings == dict(teacher.settings, image_size=list(SIZE))
+    for item in dataset:
+        image = (item["image"].numpy() * 255).round().astype(np.uint8).transpose(1, 2, 0)
+        expected = teacher(image)
+        assert item["name"] in cache
+        masks, boundary = cache.load(item["name"])
+        assert masks.dtype == torch.bool and boundary.dtype == torch.bool
+        assert np.array_equal(masks.numpy(), expected)
+        assert np.array_equal(boundary.numpy(), boundary_map(expected))
+    assert "missing.png" not in cache
+
+
+def test_interrupted_cache_resumes_to_identical_files(tmp_path):
+    dataset = SyntheticScenes(5, size=SIZE, seed=7)
+    build_cache(dataset, SuperpixelTeacher(), tmp_path / "whole", progress=False)
+    interrupted = StopAfter(dataset, limit=3)
+    with pytest.raises(KeyboardInterrupt):
+        build_cache(interrupted, SuperpixelTeacher(), tmp_path / "resumed", progress=False)
+    assert 0 < len(MaskCache(tmp_path / "resumed").names) < len(dataset)
+    resumed = StopAfter(dataset, limit=len(dataset))
+    build_cache(resumed, SuperpixelTeacher(), tmp_path / "resumed", progress=False)
+    # Finished frames are skipped: only the first item (for the image size) and the missing ones are read.
+    assert resumed.served < len(dataset)
+    assert read_folder(tmp_path / "resumed") == read_folder(tmp_path / "whole")
+    assert not any(name.endswith(".tmp") or name.startswith(".") for name in os.listdir(tmp_path / "resumed"))
+
+
+def test_cache_with_other_settings_is_refused(tmp_path):
+    dataset = SyntheticScenes(2, size=SIZE, seed=1)
+    build_cache(dataset, SuperpixelTeacher(scale=150), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="other settings") as error:
+        build_cache(dataset, SuperpixelTeacher(scale=300), tmp_path, progress=False)
+    assert "scale" in str(error.value) and "--out" in str(error.value)
+    with pytest.raises(ValueError, match="other settings"):
+        build_cache(SyntheticScenes(2, size=(32, 64), seed=1), SuperpixelTeacher(scale=150), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="source"):
+        MaskCache(tmp_path, expected_settings={"source": "sam"})
+    assert MaskCache(tmp_path, expected_settings={"source": "superpixel", "image_size": SIZE}).names
+
+
+def test_oracle_cache_reads_labels(tmp_path):
+    dataset = SyntheticScenes(2, size=SIZE, seed=3, labels=True)
+    with pytest.warns(UserWarning, match="analysis only"):
+        cache = build_cache(dataset, OracleTeacher(), tmp_path, progress=False)
+    label = dataset[0]["label"].numpy()
+    masks, _ = cache.load(dataset.names[0])
+    for mask in masks.numpy():
+        assert len(np.unique(label[mask])) == 1
+    with pytest.raises(ValueError, match="labels=True"):
+        build_cache(SyntheticScenes(2, size=SIZE, seed=3), OracleTeacher(), tmp_path / "unlabelled", progress=False)
+
+
+def test_missing_cache_or_frame_says_how_to_build_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python sam_teacher.py"):
+        MaskCache(tmp_path / "nowhere")
+    cache = build_cache(SyntheticScenes(1, size=SIZE), SuperpixelTeacher(), tmp_path, progress=False)
+    with pytest.raises(FileNotFoundError, match="python sam_teacher.py .*--source superpixel"):
+        cache.load("Frame 1  (1).jpg")
