@@ -1,0 +1,187 @@
+"""SoccerSAM's training losses, paper sections 2.3-2.5 (eqs. 3-7).
+
+The student learns from the Semantic Bridging Module's ensemble pseudo logit map y_hat with three
+terms: a pixel-wise soft cross-entropy towards softmax(y_hat) (eq. 4), a boundary term asking the
+student to draw strong edges wherever y_hat has one (eq. 3), and a self-consistency term between
+two augmented views of the same frame, mapped back into one frame (eqs. 5-6). Eq. 7 weighs them
+0.3 / 1.0 / 0.4.
+
+Every function takes logits shaped (B, C, H, W) and an optional `valid` (B, H, W) bool mask of the
+pixels that count (pixels no SAM mask covers, or outside an augmented crop, do not). No function
+reads a label: this file is the whole supervision of a label-free student.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+# Sobel kernels divided by 4, so a step of height 1 between neighbouring pixels gives magnitude 1.
+SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 4
+
+
+def _masked_mean(per_pixel: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean of (B, H, W) values over valid pixels; 0 (graph kept) when none is valid."""
+    if valid is None:
+        return per_pixel.mean()
+    valid = valid.to(per_pixel.dtype)
+    return (per_pixel * valid).sum() / valid.sum().clamp(min=1)
+
+
+def soft_cross_entropy(target_probabilities: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Pixel-wise cross-entropy -sum_c q_c log softmax(logits)_c: (B, C, H, W) twice -> (B, H, W)."""
+    return -(target_probabilities * F.log_softmax(logits, dim=1)).sum(dim=1)
+
+
+def sbm_consistency_loss(pseudo_logits: torch.Tensor, student_logits: torch.Tensor,
+                         valid: torch.Tensor | None = None) -> torch.Tensor:
+    """eq. 4, SBM-to-student consistency: L_cons = L_CE(y_hat, P_S)
+    = mean_p -sum_c softmax(y_hat(p))_c log P_S(p)_c.
+
+    The student matches the SBM's per-pixel class distribution.
+    pseudo_logits, student_logits: (B, C, H, W); valid: (B, H, W) bool (pixels covered by a mask).
+    The target is not detached here: gradients reach the SBM unless the caller passes
+    `pseudo_logits.detach()`, so the trainer decides whether the student trains the SBM back.
+    """
+    return _masked_mean(soft_cross_entropy(F.softmax(pseudo_logits, dim=1), student_logits), valid)
+
+
+def sobel_edges(probabilities: torch.Tensor) -> torch.Tensor:
+    """Edge strength of a class-probability map: (B, C, H, W) -> (B, H, W), >= 0.
+
+    Per class, the Sobel gradient magnitude (scaled so a 0 -> 1 step gives 1); then half the sum
+    over classes, so a hard step between two one-hot classes gives 1 (the total-variation distance
+    between the two distributions) and every class channel receives gradient. Borders are
+    replicated, so the frame's edge is not an object edge.
+    """
+    channels = probabilities.shape[1]
+    kernel_x = SOBEL_X.to(probabilities)
+    kernels = torch.stack([kernel_x, kernel_x.T])[:, None].repeat(channels, 1, 1, 1)
+    padded = F.pad(probabilities, (1, 1, 1, 1), mode="replicate")
+    gradients = F.conv2d(padded, kernels, groups=channels).unflatten(1, (channels, 2))
+    # The small constant keeps the square root differentiable where the map is flat.
+    magnitude = torch.sqrt((gradients ** 2).sum(dim=2) + 1e-12)
+    return magnitude.sum(dim=1) / 2
+
+
+def boundary_consistency_loss(student_logits: torch.Tensor, pseudo_logits: torch.Tensor,
+                              valid: torch.Tensor | None = None, threshold: float = 0.1,
+                              sharpness: float = 20.0) -> torch.Tensor:
+    """eq. 3, boundary-aware consistency: L_bd = 1/|B_SBM| * sum_{p in B_SBM} |B_s(p) - 1|.
+
+    The student must draw a strong edge on every pixel where the SBM's pseudo map has one.
+    B_SBM = sobel_edges(softmax(y_hat)) > threshold, detached: a fixed binary target, as in the paper.
+    B_s = tanh(sharpness * sobel_edges(softmax(student))): deviation from the paper, which
+    thresholds B_s too; a threshold has zero gradient almost everywhere, so we use this soft edge
+    strength in [0, 1) instead (SPEC point 6). With sharpness 20, a clean step (strength 1) or a
+    corner pixel (strength about 0.35) gives B_s above 0.999; a flat student gives 0.
+    student_logits, pseudo_logits: (B, C, H, W); valid: (B, H, W) bool. Pixels whose 3x3
+    neighbourhood leaves `valid` are dropped from B_SBM: uncovered pixels carry zero logits, and
+    the step from real logits to zero is not an object edge.
+    Returns 0 (with the graph kept) when B_SBM is empty.
+    """
+    with torch.no_grad():
+        target_edges = sobel_edges(F.softmax(pseudo_logits.float(), dim=1)) > threshold
+        if valid is not None:
+            interior = -F.max_pool2d(-valid[:, None].float(), 3, stride=1, padding=1)
+            target_edges &= interior[:, 0] > 0.5
+    student_edges = torch.tanh(sharpness * sobel_edges(F.softmax(student_logits, dim=1)))
+    if not bool(target_edges.any()):
+        return student_edges.sum() * 0
+    return (1 - student_edges)[target_edges].mean()
+
+
+def photometric_jitter(images: torch.Tensor, brightness: float = 0.4, contrast: float = 0.4,
+                       saturation: float = 0.4, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random brightness, contrast and saturation per image. images: (B, 3, H, W) in [0, 1] -> same."""
+    batch = images.shape[0]
+
+    def factor(strength: float) -> torch.Tensor:
+        u = torch.rand(batch, 1, 1, 1, generator=generator)
+        return (1 + strength * (2 * u - 1)).to(images)
+
+    grey = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).unsqueeze(1)
+    x = images * factor(brightness)
+    x = (x - grey.mean(dim=(2, 3), keepdim=True)) * factor(contrast) + grey.mean(dim=(2, 3), keepdim=True)
+    return ((x - grey) * factor(saturation) + grey).clamp(0, 1)
+
+
+@dataclass
+class SpatialView:
+    """The spatial part of an augmentation T, enough to apply T^-1 to the view's predictions.
+
+    flips: (B,) bool, the frame was flipped left-right first; boxes: (B, 4) int (top, left, height,
+    width) of the crop in the flipped frame, which was then resized to `size` (H, W).
+    """
+
+    flips: torch.Tensor
+    boxes: torch.Tensor
+    size: tuple[int, int]
+
+    def invert(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """T^-1: view logits (B, C, H, W) -> (logits in the original frame (B, C, H, W), valid (B, H, W)).
+
+        Each view is resized back to its crop box and pasted into a zero canvas; pixels outside the
+        box were not seen by the view and come back with valid False.
+        """
+        height, width = self.size
+        canvas = logits.new_zeros(logits.shape)
+        valid = torch.zeros(logits.shape[0], height, width, dtype=torch.bool, device=logits.device)
+        for b, (top, left, box_h, box_w) in enumerate(self.boxes.tolist()):
+            canvas[b, :, top:top + box_h, left:left + box_w] = F.interpolate(
+                logits[b:b + 1], size=(box_h, box_w), mode="bilinear", align_corners=False)[0]
+            valid[b, top:top + box_h, left:left + box_w] = True
+        flips = self.flips.to(logits.device)
+        canvas = torch.where(flips[:, None, None, None], canvas.flip(-1), canvas)
+        valid = torch.where(flips[:, None, None], valid.flip(-1), valid)
+        return canvas, valid
+
+
+def random_spatial_view(images: torch.Tensor, generator: torch.Generator | None = None,
+                        min_scale: float = 0.6, jitter: bool = True) -> tuple[torch.Tensor, SpatialView]:
+    """eq. 5's stochastic augmentation T: x' = T(x), a random left-right flip, a random crop
+    (each side min_scale..1 of the frame's, aspect kept) resized back to H x W, and colour jitter.
+
+    images: (B, 3, H, W) in [0, 1] -> (view (B, 3, H, W), SpatialView to map predictions back).
+    """
+    batch, _, height, width = images.shape
+    flips = torch.rand(batch, generator=generator) < 0.5
+    scales = min_scale + (1 - min_scale) * torch.rand(batch, generator=generator)
+    positions = torch.rand(batch, 2, generator=generator)
+    boxes = []
+    views = []
+    for b in range(batch):
+        box_h, box_w = max(1, round(height * scales[b].item())), max(1, round(width * scales[b].item()))
+        top = int(positions[b, 0].item() * (height - box_h + 1)) if box_h < height else 0
+        left = int(positions[b, 1].item() * (width - box_w + 1)) if box_w < width else 0
+        top, left = min(top, height - box_h), min(left, width - box_w)
+        image = images[b:b + 1].flip(-1) if flips[b] else images[b:b + 1]
+        views.append(F.interpolate(image[..., top:top + box_h, left:left + box_w], size=(height, width),
+                                   mode="bilinear", align_corners=False))
+        boxes.append((top, left, box_h, box_w))
+    view = torch.cat(views)
+    if jitter:
+        view = photometric_jitter(view, generator=generator)
+    return view, SpatialView(flips, torch.tensor(boxes), (height, width))
+
+
+def augmentation_consistency_loss(logits_1: torch.Tensor, logits_2: torch.Tensor,
+                                  valid: torch.Tensor | None = None) -> torch.Tensor:
+    """eq. 6, student self-consistency under augmentation: L_aug = L_CE(P_S^(1), P_S^(2))
+    = mean_p -sum_c P_S^(1)(p)_c log P_S^(2)(p)_c.
+
+    The student's predictions for two views, brought into one frame, must agree.
+    logits_1, logits_2: (B, C, H, W) in the same frame; valid: (B, H, W) bool.
+    P_S^(1) is detached (stop-gradient on the target view, as in consistency training): otherwise
+    the cheapest way to agree is for both views to collapse to the same flat prediction.
+    """
+    return _masked_mean(soft_cross_entropy(F.softmax(logits_1, dim=1).detach(), logits_2), valid)
+
+
+def total_loss(l_sbm: torch.Tensor, l_bd: torch.Tensor, l_aug: torch.Tensor, lambda_sbm: float = 0.3,
+               lambda_bd: float = 1.0, lambda_aug: float = 0.4) -> torch.Tensor:
+    """eq. 7, training objective: L_total = lambda_sbm L_sbm + lambda_bd L_bd + lambda_aug L_aug.
+
+    The paper's weights 0.3, 1.0, 0.4 are the defaults.
+    """
+    return lambda_sbm * l_sbm + lambda_bd * l_bd + lambda_aug * l_aug
