@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+import torch
+
+from evaluate import (
+    apply_mapping,
+    confusion_matrix,
+    hungarian_match,
+    majority_match,
+    markdown_table,
+    plot_classwise_iou,
+    plot_qualitative,
+    remap_confusion,
+    segmentation_scores,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_confusion_matrix_counts_and_ignores_255():
+    target = np.array([[0, 0, 1], [2, 255, 1]])
+    pred = np.array([[0, 1, 1], [2, 0, 0]])
+    expected = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1]])
+    np.testing.assert_array_equal(confusion_matrix(pred, target, 3), expected)
+    from_torch = confusion_matrix(torch.from_numpy(pred), torch.from_numpy(target), 3)
+    np.testing.assert_array_equal(from_torch, expected)
+    assert from_torch.dtype == np.int64
+
+
+def test_confusion_matrix_with_more_channels_than_classes():
+    conf = confusion_matrix(np.array([0, 4, 4, 3]), np.array([0, 1, 1, 2]), 3, num_predicted=5)
+    assert conf.shape == (3, 5)
+    assert conf[1, 4] == 2 and conf[2, 3] == 1 and conf.sum() == 4
+
+
+def test_confusion_matrix_rejects_out_of_range_ids():
+    with pytest.raises(ValueError, match="num_predicted"):
+        confusion_matrix(np.array([5]), np.array([0]), 3)
+    with pytest.raises(ValueError, match="target ids"):
+        confusion_matrix(np.array([0]), np.array([7]), 3)
+
+
+def test_scores_match_hand_computation_with_absent_class():
+    # Class 2 is absent from the ground truth but predicted on one pixel of class 0.
+    conf = np.array([[6, 1, 1], [2, 10, 0], [0, 0, 0]])
+    scores = segmentation_scores(conf)
+    iou_0 = 6 / (8 + 8 - 6)
+    iou_1 = 10 / (12 + 11 - 10)
+    np.testing.assert_allclose(scores["iou"][:2], [iou_0, iou_1])
+    assert np.isnan(scores["iou"][2])
+    assert scores["miou"] == pytest.approx((iou_0 + iou_1) / 2)
+    assert scores["fwiou"] == pytest.approx(8 / 20 * iou_0 + 12 / 20 * iou_1)
+    assert scores["pixel_accuracy"] == pytest.approx(16 / 20)
+
+
+def test_scores_perfect_prediction_and_bad_input():
+    scores = segmentation_scores(np.diag([3, 5, 2]))
+    assert scores["miou"] == 1.0 and scores["fwiou"] == pytest.approx(1.0) and scores["pixel_accuracy"] == 1.0
+    with pytest.raises(ValueError, match="square"):
+        segmentation_scores(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="empty"):
+        segmentation_scores(np.zeros((2, 2)))
+
+
+def test_hungarian_recovers_a_permutation_exactly():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 11, size=(40, 50))
+    permutation = rng.permutation(11)  # class c is predicted as channel permutation[c]
+    pred = permutation[target]
+    noisy = pred.copy()
+    noisy[::7, ::5] = rng.integers(0, 11, size=noisy[::7, ::5].shape)
+    mapping = hungarian_match(confusion_matrix(noisy, target, 11))
+    np.testing.assert_array_equal(mapping[permutation], np.arange(11))
+    np.testing.assert_array_equal(apply_mapping(pred, mapping), target)
+    named = apply_mapping(torch.from_numpy(pred), mapping)
+    assert isinstance(named, torch.Tensor)
+    assert torch.equal(named, torch.from_numpy(target))
+    scores = segmentation_scores(remap_confusion(confusion_matrix(pred, target, 11), mapping))
+    assert scores["miou"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="majority_match"):
+        hungarian_match(np.ones((3, 4)))
+
+
+def test_majority_match_with_more_channels_than_classes():
+    # Channels 0 and 3 both mostly cover class 1; channel 2 covers class 0; channel 1 covers class 2.
+    conf = np.array([[1, 0, 9, 0], [8, 1, 0, 5], [0, 7, 1, 1]])
+    mapping = majority_match(conf)
+    np.testing.assert_array_equal(mapping, [1, 2, 0, 1])
+    named = remap_confusion(conf, mapping)
+    np.testing.assert_array_equal(named, [[9, 1, 0], [0, 13, 1], [1, 1, 7]])
+    assert named.sum() == conf.sum()
+
+
+def test_remap_confusion_rejects_wrong_mapping_length():
+    with pytest.raises(ValueError, match="one class per channel"):
+        remap_confusion(np.ones((3, 4)), np.array([0, 1, 2]))
+
+
+def test_figures_are_written_as_png(tmp_path):
+    iou = np.array([0.9, np.nan, 0.5])
+    bar_path = tmp_path / "figures" / "iou.png"
+    plot_classwise_iou(iou, ["a", "b", "c"], bar_path)
+    palette = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=np.uint8)
+    images = [torch.rand(3, 16, 24), np.zeros((16, 24, 3), np.uint8)]
+    labels = [np.zeros((16, 24), np.int64), np.full((16, 24), 255)]
+    preds = [np.ones((16, 24), np.int64), torch.full((16, 24), 2)]
+    grid_path = tmp_path / "qualitative.png"
+    plot_qualitative(images, labels, preds, grid_path, palette, titles=["one", "two"], class_names=["a", "b", "c"])
+    for path in (bar_path, grid_path):
+        data = path.read_bytes()
+        assert data[:8] == PNG_SIGNATURE and len(data) > 1000
+    with pytest.raises(ValueError, match="same non-zero number"):
+        plot_qualitative(images, labels[:1], preds, tmp_path / "bad.png", palette)
+
+
+def test_markdown_table():
+    table = markdown_table([{"method": "ours", "mIoU": 91.234}, {"method": "FCN", "mIoU": float("nan")}], ["method", "mIoU", "FWIoU"])
+    assert table.splitlines() == [
+        "| method | mIoU | FWIoU |",
+        "|---|---|---|",
+        "| ours | 91.23 |  |",
+        "| FCN | n/a |  |",
+    ]
