@@ -1,0 +1,98 @@
+"""train.py end to end on CPU: two processes, resume, the real frames, and no label in training."""
+import builtins
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import evaluate
+import train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--size", "64", "96", "--num-synthetic", "8", "--batch-size", "2", "--lr", "1e-3", "--lr-sbm", "1e-3"]
+RUN_FILES = {"checkpoint.pt", "results.json", "classwise_iou.png", "qualitative.png", "tables.md"}
+
+
+def state_of(run: Path) -> dict:
+    return torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "train.py", *TINY,
+           "--epochs", "2", "--out", str(out), "--cache", str(cache)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    digests = dict(re.findall(r"rank (\d): (student weights digest \w+, SBM weights digest \w+)", proc.stdout))
+    assert set(digests) == {"0", "1"}, proc.stdout[-2000:]
+    assert digests["0"] == digests["1"]
+    # Rank 0 alone logs, builds the cache and writes the run folder: one log line per epoch, no strays.
+    assert len(re.findall(r"^epoch \d/2 ", proc.stdout, flags=re.M)) == 2
+    assert {p.name for p in out.iterdir()} == RUN_FILES
+    assert not list(cache.glob("*.tmp*"))
+
+
+def test_resumed_run_ends_with_the_same_weights(tmp_path):
+    common = [*TINY, "--cache", str(tmp_path / "cache")]
+    train.main([*common, "--epochs", "2", "--out", str(tmp_path / "straight")])
+    train.main([*common, "--epochs", "1", "--out", str(tmp_path / "broken")])
+    train.main([*common, "--epochs", "2", "--out", str(tmp_path / "broken"), "--resume"])
+    a, b = state_of(tmp_path / "straight"), state_of(tmp_path / "broken")
+    assert b["epoch"] == 1
+    assert_same_weights(a["student"], b["student"])
+    assert_same_weights(a["sbm"], b["sbm"])
+
+
+def test_end_to_end_on_eight_real_frames(tmp_path, fssod_root):
+    out = tmp_path / "run"
+    results = train.main(["--data", str(fssod_root), "--size", "64", "96", "--max-frames", "8", "--epochs", "1",
+                          "--batch-size", "4", "--out", str(out), "--cache", str(tmp_path / "cache")])
+    assert {p.name for p in out.iterdir()} == RUN_FILES
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["mask_source"] == "superpixel" and saved["split"] == "test"
+    assert 0 <= saved["strict"]["miou"] <= 100 and len(saved["strict"]["iou"]) == 11
+    assert saved == json.loads(json.dumps(results))
+    assert "Table 1" in (out / "tables.md").read_text()
+
+
+def test_label_free_training_never_opens_a_mask_file(tmp_path, fssod_root, monkeypatch):
+    opened = []
+    real_open = builtins.open
+
+    def spying_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spying_open)
+    # Evaluation reads the masks by design; this test is about everything before it.
+    monkeypatch.setattr(evaluate, "evaluate_checkpoint", lambda *a, **k: None)
+    train.main(["--data", str(fssod_root), "--size", "64", "96", "--max-frames", "4", "--epochs", "1",
+                "--batch-size", "2", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")])
+    assert any(p.endswith(".jpg") for p in opened), "the spy saw no frame being read"
+    assert not [p for p in opened if "___fuse" in p]
+
+
+def test_supervised_baseline_trains_and_scores(tmp_path):
+    results = train.main([*TINY, "--supervised", "--epochs", "1", "--out", str(tmp_path / "sup")])
+    assert results["mask_source"] is None and results["mapping"] == list(range(11))
+
+
+def test_bad_input_gives_clear_errors(tmp_path):
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        train.main([*TINY, "--resume", "--out", str(tmp_path / "nothing")])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--source", "photoshop"])
+    with pytest.raises(FileNotFoundError, match="not found"):
+        train.main([*TINY, "--data", str(tmp_path / "no_such_folder"), "--out", str(tmp_path / "r")])

@@ -1,0 +1,336 @@
+"""
+train.py: SoccerSAM, wired together (paper Fig. 1 and section 2.5).
+
+One training step, top to bottom:
+  1. the frozen teacher's masks M_1..M_N of each frame come from the cache (sam_teacher.py);
+  2. the Semantic Bridging Module turns them into the ensemble pseudo logit map y_hat (eqs. 1-2)
+     and learns its clusters label-free (sbm.py);
+  3. the student sees the frame and one augmented view of it (eq. 5) and is trained with
+     eq. 7 = 0.3 L_sbm (eq. 4) + 1.0 L_bd (eq. 3) + 0.4 L_aug (eq. 6) (losses.py);
+  4. two AdamW optimizers, one for the student and one for the SBM, step (paper section 3.1).
+
+Run it with any number of processes:
+    python train.py                                  # built-in synthetic default, no download
+    torchrun --nproc_per_node=2 train.py --data ../shared/fssod --out runs/soccersam
+DDP uses NCCL on GPUs and gloo on CPUs; only rank 0 writes files. No label is read here, except in
+`--supervised` mode, the named MobileNet-UNet baseline of Table 1.
+"""
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+import evaluate
+from data import NUM_CLASSES, open_dataset
+from losses import (augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
+                    sbm_consistency_loss, total_loss)
+from sam_teacher import MaskCache, build_cache, make_teacher
+from sbm import SemanticBridgingModule
+from student import MobileNetUNet
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="synthetic",
+                   help="FSSOD folder (the one holding 'Frame 1  (N).jpg', or its parent), or 'synthetic'")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                   help="training size; default 416 608 (the paper's) for FSSOD, 128 192 for synthetic")
+    p.add_argument("--num-synthetic", type=int, default=48, help="synthetic training frames")
+    p.add_argument("--max-frames", type=int, help="use only the first N training frames (quick checks)")
+    p.add_argument("--source", default="superpixel", choices=["sam", "superpixel", "oracle"],
+                   help="mask source: SAM (needs --sam-checkpoint), superpixels, or the analysis-only oracle")
+    p.add_argument("--sam-checkpoint", help="official SAM checkpoint, e.g. sam_vit_b_01ec64.pth")
+    p.add_argument("--sam-model", default="vit_b", choices=["vit_b", "vit_l", "vit_h"])
+    p.add_argument("--cache", help="mask cache folder; default cache/<data>-<source>-<H>x<W>")
+    p.add_argument("--out", default="runs/default", help="run folder: checkpoint, results, figures, tables")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=8, help="frames per process and step")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    # Paper section 3.1: two AdamW optimizers, lr 1e-5, eps 1e-8, weight decay 5e-4.
+    p.add_argument("--lr", type=float, default=1e-5, help="student learning rate (paper: 1e-5)")
+    p.add_argument("--lr-sbm", type=float, default=1e-5, help="SBM learning rate (paper: 1e-5)")
+    p.add_argument("--eps", type=float, default=1e-8)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    # Eq. 7 weights: `--lambda-bd 0` is the paper's "w/o L_bd" row of Table 2.
+    p.add_argument("--lambda-sbm", type=float, default=0.3)
+    p.add_argument("--lambda-bd", type=float, default=1.0)
+    p.add_argument("--lambda-aug", type=float, default=0.4)
+    p.add_argument("--lambda-self", type=float, default=1.0,
+                   help="weight of the SBM's label-free self-labelling objective (SPEC point 1)")
+    p.add_argument("--sbm-from-student", action="store_true",
+                   help="let eq. 4 train the SBM too (default: y_hat is a fixed target for the student)")
+    p.add_argument("--clusters", type=int, default=NUM_CLASSES,
+                   help="SBM/student output channels; more than 11 is the majority-naming protocol")
+    p.add_argument("--encoder", default="efficientnet_lite0",
+                   choices=["efficientnet_lite0", "mobilenet_v3", "random"], help="student encoder")
+    p.add_argument("--sbm-backbone", default="efficientnet_lite0",
+                   choices=["efficientnet_lite0", "mobilenet_v3", "random", "sam"])
+    p.add_argument("--supervised", action="store_true",
+                   help="the supervised MobileNet-UNet baseline: cross-entropy on the ground truth (uses labels)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = p.parse_args(argv)
+    if args.size is None:
+        args.size = [128, 192] if args.data == "synthetic" else [416, 608]
+    if args.cache is None:
+        args.cache = f"cache/{Path(args.data).name}-{args.source}-{args.size[0]}x{args.size[1]}"
+    if args.supervised and args.clusters != NUM_CLASSES:
+        p.error("--supervised trains the 11 classes directly: leave --clusters at 11")
+    return args
+
+
+# ----------------------------------------------------------------------------------------------
+# Processes: one per GPU under torchrun, or a single plain process.
+
+def setup_distributed(device: str) -> tuple[int, int, torch.device]:
+    if "RANK" not in os.environ:
+        return 0, 1, torch.device(device)
+    use_cuda = device.startswith("cuda")
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if use_cuda:
+        local = int(os.environ["LOCAL_RANK"])
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+# ----------------------------------------------------------------------------------------------
+# Data: frames (no labels) plus the teacher's cached masks.
+
+class FramesWithMasks(Dataset):
+    """Adds the cached teacher masks M_1..M_N of each frame to the frame itself."""
+
+    def __init__(self, frames: Dataset, cache: MaskCache | None):
+        self.frames, self.cache = frames, cache
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> dict:
+        item = dict(self.frames[i])
+        if self.cache is not None:
+            item["masks"], _ = self.cache.load(item["name"])
+        return item
+
+
+def collate(items: list[dict]) -> dict:
+    """Frames stack into a batch; masks stay a list, because every frame has its own N."""
+    batch = {"image": torch.stack([it["image"] for it in items]), "name": [it["name"] for it in items]}
+    if "masks" in items[0]:
+        batch["masks"] = [it["masks"] for it in items]
+    if "label" in items[0]:
+        batch["label"] = torch.stack([it["label"] for it in items])
+    return batch
+
+
+def training_frames(args: argparse.Namespace, labels: bool = False) -> Dataset:
+    frames = open_dataset(args.data, "train", tuple(args.size), labels=labels, num_synthetic=args.num_synthetic)
+    if args.max_frames:
+        frames = torch.utils.data.Subset(frames, range(min(args.max_frames, len(frames))))
+    return frames
+
+
+def mask_cache(args: argparse.Namespace, rank: int, world: int) -> MaskCache:
+    """Opens the teacher's cache, building it first on rank 0 when it is missing (SPEC point 4).
+
+    build_cache skips frames already done and refuses a folder made with other teacher settings,
+    so a cache is never a mix of two mask sources.
+    """
+    if rank == 0:
+        teacher = make_teacher(args.source, checkpoint=args.sam_checkpoint, device=args.device,
+                               **({"model_type": args.sam_model} if args.source == "sam" else {}))
+        # The oracle is the one source that reads the ground truth: it is the analysis-only bound.
+        build_cache(training_frames(args, labels=(args.source == "oracle")), teacher, args.cache)
+    barrier(world)
+    return MaskCache(args.cache, expected_settings={"source": args.source, "image_size": list(args.size)})
+
+
+# ----------------------------------------------------------------------------------------------
+# The models: an SBM step wrapped for DDP, and the student.
+
+class SBMStep(nn.Module):
+    """The SBM's forward pass and its label-free objective in one call, so DDP syncs its gradients."""
+
+    def __init__(self, sbm: SemanticBridgingModule):
+        super().__init__()
+        self.sbm = sbm
+
+    def forward(self, images: torch.Tensor, masks: list[torch.Tensor]):
+        pseudo_logits, covered = self.sbm(images, masks)
+        return pseudo_logits, covered, self.sbm.self_labelling_loss(images, masks)
+
+
+def soccersam_losses(student: nn.Module, sbm_step: nn.Module, images: torch.Tensor, masks: list[torch.Tensor],
+                     args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    """Everything one label-free step optimises: eq. 7 for the student, self-labelling for the SBM."""
+    pseudo_logits, covered, l_self = sbm_step(images, masks)
+    target = pseudo_logits if args.sbm_from_student else pseudo_logits.detach()
+    # Eq. 5: x_1 is the frame itself and x_2 an augmented view; one forward pass serves both.
+    view, spatial = random_spatial_view(images)
+    logits_1, logits_2_view = student(torch.cat([images, view])).float().chunk(2)
+    logits_2, seen = spatial.invert(logits_2_view)
+    l_sbm = sbm_consistency_loss(target.float(), logits_1, valid=covered)
+    l_bd = boundary_consistency_loss(logits_1, target.float(), valid=covered)
+    l_aug = augmentation_consistency_loss(logits_1, logits_2, valid=seen)
+    l_total = total_loss(l_sbm, l_bd, l_aug, args.lambda_sbm, args.lambda_bd, args.lambda_aug)
+    return {"loss": l_total + args.lambda_self * l_self, "sbm": l_sbm, "bd": l_bd, "aug": l_aug, "self": l_self}
+
+
+def supervised_losses(student: nn.Module, images: torch.Tensor, label: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The MobileNet-UNet baseline of Table 1: plain pixel-wise cross-entropy on the ground truth."""
+    loss = F.cross_entropy(student(images).float(), label, ignore_index=255)
+    return {"loss": loss, "ce": loss}
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints: written by rank 0 to a temporary name, then renamed, so a kill never corrupts one.
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def weights_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def main(argv=None) -> dict | None:
+    args = parse_args(argv)
+    rank, world, device = setup_distributed(args.device)
+    is_cuda = device.type == "cuda"
+    out = Path(args.out)
+    ckpt_path = out / "checkpoint.pt"
+    if args.resume and not ckpt_path.exists():
+        raise SystemExit(f"--resume: no checkpoint at {ckpt_path}; start without --resume or pass the run's --out")
+    torch.manual_seed(args.seed)
+
+    frames = training_frames(args, labels=args.supervised)
+    if len(frames) < world:
+        raise SystemExit(f"{len(frames)} training frames cannot be shared by {world} processes: "
+                         f"use fewer processes (--nproc_per_node) or more frames")
+    cache = None if args.supervised else mask_cache(args, rank, world)
+    dataset = FramesWithMasks(frames, cache)
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=args.seed)
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, collate_fn=collate,
+                        num_workers=args.workers, pin_memory=is_cuda, persistent_workers=args.workers > 0)
+
+    student = MobileNetUNet(num_outputs=args.clusters, encoder=args.encoder).to(device)
+    sbm = None if args.supervised else SemanticBridgingModule(num_clusters=args.clusters,
+                                                              backbone=args.sbm_backbone).to(device)
+    if is_cuda:
+        student = student.to(memory_format=torch.channels_last)
+    if rank == 0:
+        print(f"student: {student.describe()}")
+        if sbm is not None:
+            print(f"SBM: {sbm.weights_description}; K = {sbm.num_clusters} clusters; objective {sbm.objective_settings}")
+            print(f"mask source: {args.source}; cache: {args.cache} ({len(cache.names)} frames)")
+
+    adamw = dict(eps=args.eps, weight_decay=args.weight_decay)
+    opt_student = torch.optim.AdamW(student.parameters(), lr=args.lr, **adamw)
+    opt_sbm = None if sbm is None else torch.optim.AdamW(
+        [p for p in sbm.parameters() if p.requires_grad], lr=args.lr_sbm, **adamw)
+
+    start_epoch = 0
+    if args.resume:
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        student.load_state_dict(state["student"])
+        opt_student.load_state_dict(state["opt_student"])
+        if sbm is not None:
+            sbm.load_state_dict(state["sbm"])
+            opt_sbm.load_state_dict(state["opt_sbm"])
+        start_epoch = state["epoch"] + 1
+        if rank == 0:
+            print(f"resumed from {ckpt_path} after epoch {state['epoch'] + 1}")
+
+    ddp = (lambda m: DistributedDataParallel(m, device_ids=[device.index] if is_cuda else None)) \
+        if world > 1 else (lambda m: m)
+    student_ddp = ddp(student)
+    sbm_step = None if sbm is None else ddp(SBMStep(sbm))
+
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    images_seen, train_seconds = 0, 0.0
+    for epoch in range(start_epoch, args.epochs):
+        # Seeding each epoch (and rank) makes a resumed run take the same random draws as an unbroken one.
+        torch.manual_seed(args.seed + 1000 * epoch + rank)
+        sampler.set_epoch(epoch)
+        student.train()
+        totals: dict[str, float] = {}
+        t0 = time.perf_counter()
+        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=rank != 0, leave=False):
+            images = batch["image"].to(device, non_blocking=True)
+            if is_cuda:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=is_cuda):
+                if args.supervised:
+                    parts = supervised_losses(student_ddp, images, batch["label"].to(device))
+                else:
+                    masks = [m.to(device, non_blocking=True) for m in batch["masks"]]
+                    parts = soccersam_losses(student_ddp, sbm_step, images, masks, args)
+            opt_student.zero_grad(set_to_none=True)
+            if opt_sbm is not None:
+                opt_sbm.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            opt_student.step()
+            if opt_sbm is not None:
+                opt_sbm.step()
+            images_seen += images.shape[0] * world
+            for k, v in parts.items():
+                totals[k] = totals.get(k, 0.0) + float(v.detach())
+        if world > 1:
+            # DDP averages gradients but each rank keeps its own BatchNorm running statistics after the
+            # last step; rank 0's are the ones saved, so every rank takes them.
+            for buffer in student.buffers():
+                dist.broadcast(buffer, src=0)
+        if is_cuda:
+            torch.cuda.synchronize()
+        train_seconds += time.perf_counter() - t0
+        if rank == 0:
+            means = "  ".join(f"{k} {v / len(loader):.4f}" for k, v in totals.items())
+            print(f"epoch {epoch + 1}/{args.epochs}  {means}  ({images_seen / max(train_seconds, 1e-9):.1f} img/s)")
+            save_checkpoint(ckpt_path, {
+                "epoch": epoch, "args": vars(args), "student": student.state_dict(),
+                "opt_student": opt_student.state_dict(),
+                "sbm": None if sbm is None else sbm.state_dict(),
+                "opt_sbm": None if opt_sbm is None else opt_sbm.state_dict(),
+                "student_weights": student.weights_description,
+                "sbm_weights": None if sbm is None else sbm.weights_description,
+            })
+        barrier(world)
+
+    print(f"rank {rank}: student weights digest {weights_digest(student)}"
+          + ("" if sbm is None else f", SBM weights digest {weights_digest(sbm)}"))
+    results = None
+    if rank == 0:
+        results = evaluate.evaluate_checkpoint(ckpt_path, out_dir=out, device=str(device),
+                                               train_img_per_s=images_seen / max(train_seconds, 1e-9))
+    barrier(world)
+    if world > 1:
+        dist.destroy_process_group()
+    return results
+
+
+if __name__ == "__main__":
+    main()
