@@ -34,7 +34,7 @@ import evaluate
 from data import NUM_CLASSES, open_dataset
 from losses import (augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
                     sbm_consistency_loss, total_loss)
-from sam_teacher import MaskCache, build_cache, make_teacher
+from sam_teacher import MaskCache, build_cache, make_teacher, unpack_masks
 from sbm import SemanticBridgingModule
 from student import MobileNetUNet
 
@@ -115,7 +115,7 @@ def barrier(world: int) -> None:
 # Data: frames (no labels) plus the teacher's cached masks.
 
 class FramesWithMasks(Dataset):
-    """Adds the cached teacher masks M_1..M_N of each frame to the frame itself."""
+    """Adds the cached teacher masks M_1..M_N of each frame, still bit-packed, to the frame itself."""
 
     def __init__(self, frames: Dataset, cache: MaskCache | None):
         self.frames, self.cache = frames, cache
@@ -126,15 +126,15 @@ class FramesWithMasks(Dataset):
     def __getitem__(self, i: int) -> dict:
         item = dict(self.frames[i])
         if self.cache is not None:
-            item["masks"], _ = self.cache.load(item["name"])
+            item["packed_masks"], item["mask_shape"], _ = self.cache.load_packed(item["name"])
         return item
 
 
 def collate(items: list[dict]) -> dict:
     """Frames stack into a batch; masks stay a list, because every frame has its own N."""
     batch = {"image": torch.stack([it["image"] for it in items]), "name": [it["name"] for it in items]}
-    if "masks" in items[0]:
-        batch["masks"] = [it["masks"] for it in items]
+    if "packed_masks" in items[0]:
+        batch["packed_masks"] = [(it["packed_masks"], it["mask_shape"]) for it in items]
     if "label" in items[0]:
         batch["label"] = torch.stack([it["label"] for it in items])
     return batch
@@ -287,7 +287,8 @@ def main(argv=None) -> dict | None:
                 if args.supervised:
                     parts = supervised_losses(student_ddp, images, batch["label"].to(device))
                 else:
-                    masks = [m.to(device, non_blocking=True) for m in batch["masks"]]
+                    masks = [unpack_masks(packed.to(device, non_blocking=True), shape)
+                             for packed, shape in batch["packed_masks"]]
                     parts = soccersam_losses(student_ddp, sbm_step, images, masks, args)
             opt_student.zero_grad(set_to_none=True)
             if opt_sbm is not None:

@@ -213,3 +213,15 @@ def test_missing_cache_or_frame_says_how_to_build_it(tmp_path):
     cache = build_cache(SyntheticScenes(1, size=SIZE), SuperpixelTeacher(), tmp_path, progress=False)
     with pytest.raises(FileNotFoundError, match="python sam_teacher.py .*--source superpixel"):
         cache.load("Frame 1  (1).jpg")
+
+
+def test_packed_masks_unpack_to_the_stored_masks(tmp_path):
+    from data import SyntheticScenes
+    from sam_teacher import MaskCache, SuperpixelTeacher, build_cache, unpack_masks
+
+    cache = build_cache(SyntheticScenes(2, (32, 64), seed=3), SuperpixelTeacher(), str(tmp_path), progress=False)
+    for name in cache.names:
+        masks, boundary = cache.load(name)
+        packed, shape, packed_boundary = MaskCache(str(tmp_path)).load_packed(name)
+        assert packed.dtype == torch.uint8 and packed.numel() == -(-masks.numel() // 8)
+        assert torch.equal(unpack_masks(packed, shape), masks) and torch.equal(packed_boundary, boundary)
