@@ -260,6 +260,10 @@ def percent(scores: dict) -> dict:
             "iou": {name: (None if np.isnan(v) else 100 * float(v)) for name, v in zip(CLASS_NAMES, scores["iou"])}}
 
 
+def table_row(name: str, miou: float, fwiou: float) -> dict:
+    return {"method": name, "mIoU (%)": f"{miou:.2f}", "FWIoU (%)": f"{fwiou:.2f}"}
+
+
 def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: str = "test",
                         out_dir: str | Path | None = None, device: str = "cpu",
                         train_img_per_s: float | None = None) -> dict:
@@ -288,13 +292,19 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     strict = percent(segmentation_scores(remap_confusion(conf, mapping)))
     per_split = percent(segmentation_scores(remap_confusion(conf, name_channels(conf, args["supervised"]))))
 
-    method = "MobileNet-UNet (supervised, ours)" if args["supervised"] else "SoccerSAM (ours, label-free)"
+    if args["supervised"]:
+        method = "MobileNet-UNet (supervised, ours)"
+    elif args.get("sbm_prior"):
+        method = "SoccerSAM (ours) with a labelled SBM prior (analysis: uses labels)"
+    else:
+        method = "SoccerSAM (ours, label-free)"
     results = {
         "method": method, "data": str(data), "split": split, "size": list(size),
         "mask_source": None if args["supervised"] else args["source"],
         "student_weights": state["student_weights"], "sbm_weights": state["sbm_weights"],
         "protocol": "strict: channels named by Hungarian matching on the train split, applied to this split"
                     if k == NUM_CLASSES else "majority: each of the K channels named by its majority class on the train split",
+        "sbm_init": None if args["supervised"] else args.get("sbm_prior") or args.get("sbm_init"),
         "lambdas": {n: args[f"lambda_{n}"] for n in ("sbm", "bd", "aug", "self")},
         "seed": args["seed"], "epochs": state["epoch"] + 1, "clusters": k,
         "mapping": mapping.tolist(), "strict": strict,
@@ -310,14 +320,13 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     images, labels, preds = zip(*[(img, lab, mapping[p]) for _, img, lab, p in frames])
     plot_qualitative(images, labels, preds, out_dir / "qualitative.png", PALETTE)
     columns = ["method", "mIoU (%)", "FWIoU (%)"]
-    row = lambda name, miou, fwiou: {"method": name, "mIoU (%)": f"{miou:.2f}", "FWIoU (%)": f"{fwiou:.2f}"}
     masks = f"{results['mask_source']} masks" if results["mask_source"] else "ground-truth labels"
-    ours = row(f"{method}, {masks}; {state['student_weights']}", strict["miou"], strict["fwiou"])
+    ours = table_row(f"{method}, {masks}; {state['student_weights']}", strict["miou"], strict["fwiou"])
     dropped = [f"L_{n}" for n in ("sbm", "bd", "aug") if args[f"lambda_{n}"] == 0]
-    ablation = row(f"SoccerSAM (ours){' w/o ' + ', '.join(dropped) if dropped else ''}, {masks}",
+    ablation = table_row(f"SoccerSAM (ours){' w/o ' + ', '.join(dropped) if dropped else ''}, {masks}",
                    strict["miou"], strict["fwiou"])
-    table_1 = [row(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_1] + [ours]
-    table_2 = [row(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_2] + [ablation]
+    table_1 = [table_row(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_1] + [ours]
+    table_2 = [table_row(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_2] + [ablation]
     (out_dir / "tables.md").write_text(
         f"Table 1 ({data}, {split} split; ours: {results['protocol']}):\n\n{markdown_table(table_1, columns)}\n\n"
         + ("" if args["supervised"] else f"Table 2 (this run's row):\n\n{markdown_table(table_2, columns)}\n"))

@@ -18,7 +18,9 @@ grass split into many clusters; we weight each region by area ** `area_power` (0
 regions, 1 = over pixels, default 0.5 in between). The backbone is frozen and pretrained because
 clustering needs features that already separate a referee from a player: a random-initialised F
 trained this way did not clear the naive floors (SPEC), while k-means on frozen pretrained
-features did. Clusters are named later by Hungarian matching at evaluation (SPEC point 2).
+features did. So the trainer starts the prototypes from spherical k-means on the region
+embeddings of the training frames (`spherical_kmeans`, still label-free) and the head as the
+identity: step 0 is that floor, and swapped prediction refines it. Clusters are named later by Hungarian matching at evaluation (SPEC point 2).
 
 `forward` returns the pseudo logits with their graph: whether the student's eq. 4 also trains the
 SBM is the trainer's choice (it detaches when it does not want that).
@@ -52,6 +54,23 @@ def masked_average_pool(features: torch.Tensor, masks: torch.Tensor) -> torch.Te
         raise ValueError(f"masks {torch.nonzero(areas.squeeze(1) == 0).flatten().tolist()} are empty: "
                          "drop empty masks before pooling")
     return weights @ features.flatten(1).T / areas
+
+
+def mask_cell_weights(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """The fraction of each cell of a coarse (h, w) grid that each mask covers.
+
+    masks: (N, H, W) bool -> (N, h, w) float in [0, 1]; a cell spans ceil(H / h) x ceil(W / w)
+    pixels. Block sums over the bool masks never build a float copy of them (about 1 GB for the
+    950 superpixels of one 416 x 608 frame).
+    """
+    (h, w), (height, width) = grid, masks.shape[-2:]
+    block_h, block_w = -(-height // h), -(-width // w)
+    if (block_h * h, block_w * w) != (height, width):
+        padded = masks.new_zeros(masks.shape[0], block_h * h, block_w * w)
+        padded[:, :height, :width] = masks
+        masks = padded
+    covered = masks.view(masks.shape[0], h, block_h, w, block_w).sum(dim=(2, 4))
+    return covered.float() / (block_h * block_w)
 
 
 def ensemble_pseudo_logits(mask_logits: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,6 +112,41 @@ def sinkhorn_knopp(scores: torch.Tensor, n_iters: int = 3, epsilon: float = 0.05
         q = q / q.sum(dim=0, keepdim=True).clamp(min=1e-30) / num_clusters
         q = q / q.sum(dim=1, keepdim=True).clamp(min=1e-30) * row_marginal[:, None]
     return q / q.sum(dim=1, keepdim=True).clamp(min=1e-30)
+
+
+def cluster_means(points: torch.Tensor, weights: torch.Tensor, assignment: torch.Tensor, k: int) -> torch.Tensor:
+    """Weighted mean direction of each cluster's points, as unit vectors.
+
+    points: (R, D) unit vectors; weights: (R,) >= 0; assignment: (R,) ints in 0..k-1 -> (k, D).
+    A cluster without points keeps a zero row (its cosine score is 0 for every region).
+    """
+    one_hot = F.one_hot(assignment, k).to(points.dtype) * weights[:, None].to(points.dtype)
+    return F.normalize(one_hot.T @ points, dim=1)
+
+
+@torch.no_grad()
+def spherical_kmeans(points: torch.Tensor, weights: torch.Tensor, k: int, iters: int = 30,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """k-means on the unit sphere (cosine similarity), k-means++ seeding, each point weighted.
+
+    The label-free starting point of the SBM's prototypes: k-means on frozen pretrained region
+    features is the strongest naive floor in SPEC, so the learned objective starts from it
+    instead of from random prototypes. points: (R, D); weights: (R,) >= 0 -> centroids (k, D) unit.
+    """
+    if points.shape[0] < k:
+        raise ValueError(f"k-means needs at least k = {k} regions, got {points.shape[0]}: use more frames or fewer clusters")
+    points, weights = F.normalize(points.float(), dim=1), weights.float()
+
+    def sample(probabilities: torch.Tensor) -> int:
+        return int(torch.multinomial(probabilities.cpu(), 1, generator=generator))
+
+    centroids = points[[sample(weights)]]
+    for _ in range(k - 1):
+        distance = (1 - (points @ centroids.T).max(dim=1).values).clamp(min=0)
+        centroids = torch.cat([centroids, points[[sample(distance * weights + 1e-12)]]])
+    for _ in range(iters):
+        centroids = cluster_means(points, weights, (points @ centroids.T).argmax(dim=1), k)
+    return centroids
 
 
 def photometric_jitter(images: torch.Tensor, brightness: float, contrast: float, saturation: float,
@@ -167,9 +221,8 @@ class SemanticBridgingModule(nn.Module):
     sinkhorn_epsilon, area_power, brightness, contrast, saturation, hue, noise_std.
     """
 
-    def __init__(self, num_clusters: int = 11, backbone: str = "efficientnet_lite0", feature_dim: int = 128,
-                 hidden_dim: int = 256, sam_checkpoint: str | None = None, sam_model_type: str = "vit_b",
-                 **objective_settings: float):
+    def __init__(self, num_clusters: int = 11, backbone: str = "efficientnet_lite0",
+                 sam_checkpoint: str | None = None, sam_model_type: str = "vit_b", **objective_settings: float):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown SBM backbone {backbone!r}: choose one of {BACKBONES}")
@@ -194,9 +247,14 @@ class SemanticBridgingModule(nn.Module):
         for parameter in self.backbone.parameters():
             parameter.requires_grad_(False)
         self.backbone.eval()
-        in_channels = sum(self.backbone.channels[level] for level in self.feature_levels)
-        self.head = nn.Sequential(nn.Conv2d(in_channels, hidden_dim, 1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(hidden_dim, feature_dim, 1))
+        feature_dim = sum(self.backbone.channels[level] for level in self.feature_levels)
+        # The light trainable head: a 1 x 1 convolution that starts as the identity, so that at
+        # step 0 F *is* the pretrained feature map and the k-means prototypes fit on it
+        # (`set_prototypes`) already name regions as well as k-means does; the objective refines both.
+        self.head = nn.Conv2d(feature_dim, feature_dim, 1)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.eye(feature_dim)[:, :, None, None])
+            self.head.bias.zero_()
         self.prototypes = nn.Parameter(F.normalize(torch.randn(num_clusters, feature_dim), dim=1))
 
     def train(self, mode: bool = True) -> "SemanticBridgingModule":
@@ -207,12 +265,14 @@ class SemanticBridgingModule(nn.Module):
 
     @torch.no_grad()
     def frozen_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Frozen backbone levels, upsampled to the finest one and concatenated.
+        """Frozen backbone levels, each a unit vector per pixel, upsampled to the finest one and concatenated.
 
-        images: (B, 3, H, W) in [0, 1] -> (B, sum of level channels, h, w).
+        Normalising each level stops the 320 channels at stride 32 from outweighing the 40 at
+        stride 8 in every cosine similarity. images: (B, 3, H, W) in [0, 1] -> (B, sum of level channels, h, w).
         """
         levels = self.backbone(images)
-        levels = [levels[level] for level in self.feature_levels]
+        levels = [F.normalize(levels[level].float(), dim=1) / math.sqrt(len(self.feature_levels))
+                  for level in self.feature_levels]
         size = levels[0].shape[-2:]
         return torch.cat([F.interpolate(x, size=size, mode="bilinear", align_corners=False)
                           if x.shape[-2:] != size else x for x in levels], dim=1)
@@ -228,6 +288,13 @@ class SemanticBridgingModule(nn.Module):
     def cluster_scores(self, embeddings: torch.Tensor) -> torch.Tensor:
         return F.normalize(embeddings, dim=1) @ F.normalize(self.prototypes, dim=1).T
 
+    @torch.no_grad()
+    def set_prototypes(self, centroids: torch.Tensor) -> None:
+        """Start the classifier from given cluster centres (k-means, or a labelled prior), (K, D)."""
+        if centroids.shape != self.prototypes.shape:
+            raise ValueError(f"need {tuple(self.prototypes.shape)} centroids, got {tuple(centroids.shape)}")
+        self.prototypes.copy_(F.normalize(centroids.to(self.prototypes), dim=1))
+
     def region_embeddings(self, features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """eq. 1 for one image on F's grid. features: (D, h, w); masks: (N, H, W) bool -> (N, D).
 
@@ -236,8 +303,7 @@ class SemanticBridgingModule(nn.Module):
         nearest neighbour, 64x cheaper than pooling at full resolution, and a small mask (the
         ball) keeps a non-zero weight instead of vanishing as it would under nearest resampling.
         """
-        cell_weights = F.adaptive_avg_pool2d(masks[:, None].to(features.dtype), features.shape[-2:])[:, 0]
-        return masked_average_pool(features, cell_weights)
+        return masked_average_pool(features, mask_cell_weights(masks, features.shape[-2:]).to(features.dtype))
 
     def region_logits(self, images: torch.Tensor, masks: list[torch.Tensor]) -> list[torch.Tensor]:
         """l_i for every mask of every image: images (B, 3, H, W); masks[b]: (N_b, H, W) bool -> [(N_b, K)]."""

@@ -35,7 +35,7 @@ from data import NUM_CLASSES, open_dataset
 from losses import (augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
                     sbm_consistency_loss, total_loss)
 from sam_teacher import MaskCache, build_cache, make_teacher, unpack_masks
-from sbm import SemanticBridgingModule
+from sbm import SemanticBridgingModule, cluster_means, spherical_kmeans
 from student import MobileNetUNet
 
 
@@ -69,6 +69,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="weight of the SBM's label-free self-labelling objective (SPEC point 1)")
     p.add_argument("--sbm-from-student", action="store_true",
                    help="let eq. 4 train the SBM too (default: y_hat is a fixed target for the student)")
+    p.add_argument("--sbm-init", default="kmeans", choices=["kmeans", "random"],
+                   help="SBM prototypes start from k-means on the train frames' region embeddings (label-free) or at random")
+    p.add_argument("--sbm-prior", metavar="CHECKPOINT",
+                   help="ANALYSIS ONLY, uses labels: start the SBM's prototypes from the classes a supervised "
+                        "run's student (its checkpoint.pt) predicts on the train frames (SPEC point 7)")
     p.add_argument("--clusters", type=int, default=NUM_CLASSES,
                    help="SBM/student output channels; more than 11 is the majority-naming protocol")
     p.add_argument("--encoder", default="efficientnet_lite0",
@@ -87,6 +92,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.cache = f"cache/{Path(args.data).name}-{args.source}-{args.size[0]}x{args.size[1]}"
     if args.supervised and args.clusters != NUM_CLASSES:
         p.error("--supervised trains the 11 classes directly: leave --clusters at 11")
+    if args.sbm_prior and not os.path.isfile(args.sbm_prior):
+        p.error(f"--sbm-prior: no checkpoint at {args.sbm_prior}; train one with --supervised first")
+    if args.sbm_prior and args.clusters != NUM_CLASSES:
+        p.error("--sbm-prior names the 11 classes: leave --clusters at 11")
     return args
 
 
@@ -193,6 +202,39 @@ def soccersam_losses(student: nn.Module, sbm_step: nn.Module, images: torch.Tens
     return {"loss": l_total + args.lambda_self * l_self, "sbm": l_sbm, "bd": l_bd, "aug": l_aug, "self": l_self}
 
 
+@torch.no_grad()
+def initial_prototypes(sbm: SemanticBridgingModule, dataset: FramesWithMasks, args: argparse.Namespace,
+                       device: torch.device) -> torch.Tensor:
+    """Where the SBM's classifier starts: K centres of the region embeddings of all training frames.
+
+    Label-free (the default): spherical k-means, regions weighted by area ** area_power as in the
+    objective. With --sbm-prior (analysis only): each region's class is the supervised student's
+    majority prediction over it, and the centres are the class means.
+    """
+    prior = None
+    if args.sbm_prior:
+        state = torch.load(args.sbm_prior, map_location=device, weights_only=False)
+        prior = MobileNetUNet(num_outputs=NUM_CLASSES, encoder=state["args"]["encoder"], pretrained=False).to(device)
+        prior.load_state_dict(state["student"])
+        prior.eval()
+    embeddings, weights, classes = [], [], []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        image = item["image"][None].to(device)
+        masks = unpack_masks(item["packed_masks"].to(device), item["mask_shape"])
+        masks = masks[masks.flatten(1).any(dim=1)]
+        embeddings.append(sbm.region_embeddings(sbm.dense_features(image)[0], masks))
+        weights.append(masks.flatten(1).sum(dim=1).float() ** sbm.objective_settings["area_power"])
+        if prior is not None:
+            predicted = F.one_hot(prior(image)[0].argmax(0), NUM_CLASSES).flatten(0, 1).float()
+            classes.append((masks.flatten(1).float() @ predicted).argmax(dim=1))
+    embeddings, weights = torch.cat(embeddings), torch.cat(weights)
+    if prior is not None:
+        return cluster_means(F.normalize(embeddings, dim=1), weights, torch.cat(classes), NUM_CLASSES)
+    return spherical_kmeans(embeddings, weights, sbm.num_clusters,
+                            generator=torch.Generator().manual_seed(args.seed))
+
+
 def supervised_losses(student: nn.Module, images: torch.Tensor, label: torch.Tensor) -> dict[str, torch.Tensor]:
     """The MobileNet-UNet baseline of Table 1: plain pixel-wise cross-entropy on the ground truth."""
     loss = F.cross_entropy(student(images).float(), label, ignore_index=255)
@@ -264,6 +306,13 @@ def main(argv=None) -> dict | None:
         if rank == 0:
             print(f"resumed from {ckpt_path} after epoch {state['epoch'] + 1}")
 
+    elif sbm is not None and rank == 0 and (args.sbm_init == "kmeans" or args.sbm_prior):
+        # Rank 0 alone: DDP copies rank 0's parameters to every rank when it wraps the SBM below.
+        t0 = time.perf_counter()
+        sbm.set_prototypes(initial_prototypes(sbm, dataset, args, device))
+        print(f"SBM prototypes from {'the labelled prior ' + args.sbm_prior if args.sbm_prior else 'k-means (label-free)'}"
+              f" on the region embeddings of {len(dataset)} train frames ({time.perf_counter() - t0:.1f} s)")
+
     ddp = (lambda m: DistributedDataParallel(m, device_ids=[device.index] if is_cuda else None)) \
         if world > 1 else (lambda m: m)
     student_ddp = ddp(student)
@@ -271,14 +320,16 @@ def main(argv=None) -> dict | None:
 
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-    images_seen, train_seconds = 0, 0.0
+    # Throughput counts every epoch but the first of this process, which pays for worker start-up and
+    # cuDNN autotuning; a run of one epoch counts that one.
+    steady_images, steady_seconds = 0, 0.0
     for epoch in range(start_epoch, args.epochs):
         # Seeding each epoch (and rank) makes a resumed run take the same random draws as an unbroken one.
         torch.manual_seed(args.seed + 1000 * epoch + rank)
         sampler.set_epoch(epoch)
         student.train()
         totals: dict[str, float] = {}
-        t0 = time.perf_counter()
+        epoch_images, t0 = 0, time.perf_counter()
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=rank != 0, leave=False):
             images = batch["image"].to(device, non_blocking=True)
             if is_cuda:
@@ -297,7 +348,7 @@ def main(argv=None) -> dict | None:
             opt_student.step()
             if opt_sbm is not None:
                 opt_sbm.step()
-            images_seen += images.shape[0] * world
+            epoch_images += images.shape[0] * world
             for k, v in parts.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach())
         if world > 1:
@@ -307,10 +358,13 @@ def main(argv=None) -> dict | None:
                 dist.broadcast(buffer, src=0)
         if is_cuda:
             torch.cuda.synchronize()
-        train_seconds += time.perf_counter() - t0
+        epoch_seconds = time.perf_counter() - t0
+        if epoch == start_epoch + 1:
+            steady_images, steady_seconds = 0, 0.0
+        steady_images, steady_seconds = steady_images + epoch_images, steady_seconds + epoch_seconds
         if rank == 0:
             means = "  ".join(f"{k} {v / len(loader):.4f}" for k, v in totals.items())
-            print(f"epoch {epoch + 1}/{args.epochs}  {means}  ({images_seen / max(train_seconds, 1e-9):.1f} img/s)")
+            print(f"epoch {epoch + 1}/{args.epochs}  {means}  ({epoch_images / epoch_seconds:.1f} img/s)")
             save_checkpoint(ckpt_path, {
                 "epoch": epoch, "args": vars(args), "student": student.state_dict(),
                 "opt_student": opt_student.state_dict(),
@@ -326,7 +380,7 @@ def main(argv=None) -> dict | None:
     results = None
     if rank == 0:
         results = evaluate.evaluate_checkpoint(ckpt_path, out_dir=out, device=str(device),
-                                               train_img_per_s=images_seen / max(train_seconds, 1e-9))
+                                               train_img_per_s=steady_images / max(steady_seconds, 1e-9))
     barrier(world)
     if world > 1:
         dist.destroy_process_group()
