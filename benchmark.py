@@ -285,49 +285,19 @@ def cached_frames(size: list[int], count: int, cache_dir: str) -> tuple[torch.Te
     return images, [cache.load_packed(name)[:2] for name in frames.names]
 
 
-def label_free_step(student: nn.Module, sbm_step: nn.Module, optimizers: list[torch.optim.Optimizer],
-                    images: torch.Tensor, packed_masks: list, train_args: argparse.Namespace,
-                    device: torch.device) -> Callable[[], None]:
-    """The body of train.py's loop, from a batch in host memory to both AdamW updates.
+def timed_training_step(batch: dict, student: nn.Module, sbm_step: nn.Module | None,
+                        optimizers: list[torch.optim.Optimizer], train_args: argparse.Namespace,
+                        device: torch.device) -> Callable[[], None]:
+    """train.py's `training_step` on a batch in host memory, as train.py's loop runs it.
 
     Copying the batch and unpacking the masks on the device are in it, as in training; reading
     the cache files from disk is not (the data loader does that beside the step).
     """
-    cuda = device.type == "cuda"
-
     def step() -> None:
-        x = images.to(device, non_blocking=True)
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            masks = [unpack_masks(packed.to(device, non_blocking=True), shape) for packed, shape in packed_masks]
-            parts = train.soccersam_losses(student, sbm_step, x, masks, train_args)
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        for optimizer in optimizers:
-            optimizer.step()
+        parts = train.training_step(batch, student, sbm_step, optimizers, train_args, device)
         for value in parts.values():
             value.item()  # train.py reads every loss for its log, a host-device sync each
     return step
-
-
-def supervised_step(student: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-                    labels: torch.Tensor, device: torch.device) -> Callable[[], None]:
-    """train.py's `--supervised` step: cross-entropy on labels (random here), one AdamW update."""
-    cuda = device.type == "cuda"
-
-    def step() -> None:
-        x = images.to(device, non_blocking=True)
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            parts = train.supervised_losses(student, x, labels.to(device, non_blocking=True))
-        optimizer.zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        optimizer.step()
-        for value in parts.values():
-            value.item()
     return step
 
 
@@ -392,7 +362,8 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     masks_per_frame = statistics.mean(shape[0] for _, shape in packed)
     variant = "bf16 autocast" if cuda else "fp32"
 
-    step = label_free_step(student, train.SBMStep(sbm), [opt_student, opt_sbm], images, packed, train_args, device)
+    step = timed_training_step({"image": images, "packed_masks": packed}, student, train.SBMStep(sbm),
+                               [opt_student, opt_sbm], train_args, device)
     step_ms = median_ms(step, device, args.warmup, args.repeats)
     rows = [row("training", "label-free step (eq. 7 + SBM objective, 2 AdamW)", variant, batch, step_ms,
                 f"{masks_per_frame:.0f} superpixel masks per frame")]
@@ -412,7 +383,9 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     labels = torch.randint(0, NUM_CLASSES, (batch, *args.size))
     if cuda:
         labels = labels.pin_memory()
-    ms = median_ms(supervised_step(student, opt_student, images, labels, device), device, args.warmup, args.repeats)
+    supervised = timed_training_step({"image": images, "label": labels}, student, None, [opt_student],
+                                     train.parse_args(["--supervised"]), device)
+    ms = median_ms(supervised, device, args.warmup, args.repeats)
     rows.append(row("training", "supervised step (cross-entropy, 1 AdamW)", variant, batch, ms, "random labels"))
     summary.update(supervised_step_ms=ms, supervised_img_per_s=batch * 1e3 / ms)
     if args.profile:

@@ -244,6 +244,30 @@ def supervised_losses(student: nn.Module, images: torch.Tensor, label: torch.Ten
 # ----------------------------------------------------------------------------------------------
 # Checkpoints: written by rank 0 to a temporary name, then renamed, so a kill never corrupts one.
 
+def training_step(batch: dict, student: nn.Module, sbm_step: nn.Module | None,
+                  optimizers: list[torch.optim.Optimizer], args: argparse.Namespace,
+                  device: torch.device) -> dict[str, torch.Tensor]:
+    """One step from a batch in host memory to every AdamW update: eq. 7 and the SBM's objective,
+    or the supervised cross-entropy. Returns the losses (the log's parts)."""
+    is_cuda = device.type == "cuda"
+    images = batch["image"].to(device, non_blocking=True)
+    if is_cuda:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=is_cuda):
+        if args.supervised:
+            parts = supervised_losses(student, images, batch["label"].to(device))
+        else:
+            masks = [unpack_masks(packed.to(device, non_blocking=True), shape)
+                     for packed, shape in batch["packed_masks"]]
+            parts = soccersam_losses(student, sbm_step, images, masks, args)
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    parts["loss"].backward()
+    for optimizer in optimizers:
+        optimizer.step()
+    return parts
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
@@ -317,6 +341,7 @@ def main(argv=None) -> dict | None:
         if world > 1 else (lambda m: m)
     student_ddp = ddp(student)
     sbm_step = None if sbm is None else ddp(SBMStep(sbm))
+    optimizers = [opt_student] if opt_sbm is None else [opt_student, opt_sbm]
 
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -331,24 +356,8 @@ def main(argv=None) -> dict | None:
         totals: dict[str, float] = {}
         epoch_images, t0 = 0, time.perf_counter()
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=rank != 0, leave=False):
-            images = batch["image"].to(device, non_blocking=True)
-            if is_cuda:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=is_cuda):
-                if args.supervised:
-                    parts = supervised_losses(student_ddp, images, batch["label"].to(device))
-                else:
-                    masks = [unpack_masks(packed.to(device, non_blocking=True), shape)
-                             for packed, shape in batch["packed_masks"]]
-                    parts = soccersam_losses(student_ddp, sbm_step, images, masks, args)
-            opt_student.zero_grad(set_to_none=True)
-            if opt_sbm is not None:
-                opt_sbm.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            opt_student.step()
-            if opt_sbm is not None:
-                opt_sbm.step()
-            epoch_images += images.shape[0] * world
+            parts = training_step(batch, student_ddp, sbm_step, optimizers, args, device)
+            epoch_images += batch["image"].shape[0] * world
             for k, v in parts.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach())
         if world > 1:
