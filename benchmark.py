@@ -45,7 +45,7 @@ from torchvision.models.segmentation import fcn_resnet50, lraspp_mobilenet_v3_la
 
 import train
 from data import NUM_CLASSES, SyntheticScenes, make_scene
-from sam_teacher import SamTeacher, SuperpixelTeacher, build_cache, unpack_masks
+from sam_teacher import MaskSet, SamTeacher, SuperpixelTeacher, build_cache
 from sbm import SemanticBridgingModule, ensemble_pseudo_logits
 from student import MobileNetUNet
 
@@ -275,14 +275,14 @@ def benchmark_inference(args: argparse.Namespace, device: torch.device) -> tuple
 # ----------------------------------------------------------------------------------------------
 # 3. Training: train.py's label-free step, its SBM parts alone, and the supervised step.
 
-def cached_frames(size: list[int], count: int, cache_dir: str) -> tuple[torch.Tensor, list[tuple[torch.Tensor, tuple]]]:
-    """`count` synthetic frames (B, 3, H, W) in [0, 1] and their superpixel masks, bit-packed as the
-    mask cache holds them. The teacher runs here, once, before any timing: training reads the cache
+def cached_frames(size: list[int], count: int, cache_dir: str) -> tuple[torch.Tensor, list[MaskSet]]:
+    """`count` synthetic frames (B, 3, H, W) in [0, 1] and their superpixel masks, as the mask cache
+    holds them. The teacher runs here, once, before any timing: training reads the cache
     and never calls the teacher, so neither does the timed step."""
     frames = SyntheticScenes(count, size=tuple(size), seed=0)
     cache = build_cache(frames, SuperpixelTeacher(), cache_dir, progress=False)
     images = torch.stack([frames[i]["image"] for i in range(count)])
-    return images, [cache.load_packed(name)[:2] for name in frames.names]
+    return images, [cache.load(name)[0] for name in frames.names]
 
 
 def timed_training_step(batch: dict, student: nn.Module, sbm_step: nn.Module | None,
@@ -290,7 +290,7 @@ def timed_training_step(batch: dict, student: nn.Module, sbm_step: nn.Module | N
                         device: torch.device) -> Callable[[], None]:
     """train.py's `training_step` on a batch in host memory, as train.py's loop runs it.
 
-    Copying the batch and unpacking the masks on the device are in it, as in training; reading
+    Copying the batch and the masks to the device are in it, as in training; reading
     the cache files from disk is not (the data loader does that beside the step).
     """
     def step() -> None:
@@ -298,14 +298,13 @@ def timed_training_step(batch: dict, student: nn.Module, sbm_step: nn.Module | N
         for value in parts.values():
             value.item()  # train.py reads every loss for its log, a host-device sync each
     return step
-    return step
 
 
-def sbm_parts(sbm: SemanticBridgingModule, images: torch.Tensor, masks: list[torch.Tensor],
+def sbm_parts(sbm: SemanticBridgingModule, images: torch.Tensor, masks: list[MaskSet],
               device: torch.device) -> dict[str, Callable[[], None]]:
     """The SBM's forward work of one step, piece by piece (forward only, with the graph the step builds).
 
-    images: (B, 3, H, W) on the device; masks[b]: (N_b, H, W) bool on the device.
+    images: (B, 3, H, W) on the device; masks[b]: MaskSet on the device.
     """
     autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     with autocast():
@@ -356,13 +355,13 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     opt_sbm = torch.optim.AdamW([p for p in sbm.parameters() if p.requires_grad], lr=train_args.lr_sbm, **adamw)
 
     with tempfile.TemporaryDirectory() as cache_dir:
-        images, packed = cached_frames(args.size, batch, cache_dir)
+        images, cached_masks = cached_frames(args.size, batch, cache_dir)
     if cuda:  # the data loader pins memory on a GPU run (pin_memory=True), so copies are asynchronous
-        images, packed = images.pin_memory(), [(p.pin_memory(), shape) for p, shape in packed]
-    masks_per_frame = statistics.mean(shape[0] for _, shape in packed)
+        images, cached_masks = images.pin_memory(), [m.pin_memory() for m in cached_masks]
+    masks_per_frame = statistics.mean(len(m) for m in cached_masks)
     variant = "bf16 autocast" if cuda else "fp32"
 
-    step = timed_training_step({"image": images, "packed_masks": packed}, student, train.SBMStep(sbm),
+    step = timed_training_step({"image": images, "masks": cached_masks}, student, train.SBMStep(sbm),
                                [opt_student, opt_sbm], train_args, device)
     step_ms = median_ms(step, device, args.warmup, args.repeats)
     rows = [row("training", "label-free step (eq. 7 + SBM objective, 2 AdamW)", variant, batch, step_ms,
@@ -373,7 +372,7 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     on_device = images.to(device)
     if cuda:
         on_device = on_device.contiguous(memory_format=torch.channels_last)
-    masks = [unpack_masks(p.to(device), shape) for p, shape in packed]
+    masks = [m.to(device) for m in cached_masks]
     for (what, part), key in zip(sbm_parts(sbm, on_device, masks, device).items(),
                                  ("sbm_forward", "sbm_eq1_eq2", "sbm_self_labelling")):
         ms = median_ms(part, device, args.warmup, args.repeats)

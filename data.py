@@ -412,7 +412,8 @@ class SyntheticScenes(torch.utils.data.Dataset):
         self.size = (int(size[0]), int(size[1]))
         self.seed = seed
         self.labels = labels
-        self.names = [f"synthetic_{i:04d}.png" for i in range(num_frames)]
+        # The seed is in the name: train and test scenes (seeds 0 and 1) must not share a cache entry.
+        self.names = [f"synthetic_s{seed}_{i:04d}.png" for i in range(num_frames)]
 
     def __len__(self) -> int:
         return len(self.names)

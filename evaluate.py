@@ -230,20 +230,52 @@ SMALL_CLASSES = (1, 4, 7, 8)  # referee, ball, goalkeepers: where label-free met
 
 
 @torch.no_grad()
-def predict_split(model: torch.nn.Module, dataset, num_predicted: int, device: str, keep: int = 0):
-    """Confusion matrix (C, K) of the model's argmax channels over a labelled split, and the `keep`
-    frames richest in small classes as (images, labels, predicted channels) for Figure 3."""
+def predict_split(predict, dataset, num_predicted: int, device: str, keep: int = 0):
+    """Confusion matrix (C, K) of the argmax channels of `predict(batch) -> logits (B, K, H, W)` over
+    a labelled split, and the `keep` frames richest in small classes as (images, labels, predicted
+    channels) for Figure 3."""
     conf = np.zeros((NUM_CLASSES, num_predicted), np.int64)
     frames = []
     for batch in DataLoader(dataset, batch_size=4):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
-            pred = model(batch["image"].to(device)).argmax(1).cpu()
+            pred = predict(batch).argmax(1).cpu()
         conf += confusion_matrix(pred, batch["label"], NUM_CLASSES, num_predicted)
         for image, label, p in zip(batch["image"], batch["label"], pred):
             small = int(np.isin(label.numpy(), SMALL_CLASSES).sum())
             frames.append((small, image.permute(1, 2, 0).numpy(), label.numpy(), p.numpy()))
     frames = sorted(frames, key=lambda f: -f[0])[:keep]
     return conf, frames
+
+
+def sbm_pseudo_label_scores(state: dict, fit, evaluated, device: str) -> dict:
+    """The SBM's own segmentation, the argmax of y_hat (eqs. 1-2), scored with the strict protocol:
+    what the student learns from, so the student's score can be read as gain or loss over it.
+
+    Needs the masks of every scored frame: those missing (test frames, or train frames a
+    --max-frames run skipped) are added to the run's mask cache (the teacher sees only the image,
+    except the analysis-only oracle source).
+    """
+    from sam_teacher import build_cache, make_teacher
+    from sbm import SemanticBridgingModule
+
+    args, k = state["args"], state["args"]["clusters"]
+    sam = args["source"] == "sam"
+    teacher = make_teacher(args["source"], checkpoint=args["sam_checkpoint"], device=device,
+                           **({"model_type": args["sam_model"]} if sam else {}))
+    for frames in (fit, evaluated):
+        cache = build_cache(frames, teacher, args["cache"], progress=False)
+    sbm = SemanticBridgingModule(num_clusters=k, backbone=args["sbm_backbone"], sam_checkpoint=args["sam_checkpoint"],
+                                 sam_model_type=args["sam_model"])
+    sbm.load_state_dict(state["sbm"])
+    sbm.to(device).eval()
+
+    def predict(batch: dict) -> torch.Tensor:
+        masks = [cache.load(name)[0].to(device) for name in batch["name"]]
+        return sbm(batch["image"].to(device), masks)[0]
+
+    conf_fit, _ = predict_split(predict, fit, k, device)
+    conf, _ = predict_split(predict, evaluated, k, device)
+    return percent(segmentation_scores(remap_confusion(conf, name_channels(conf_fit, supervised=False))))
 
 
 def name_channels(conf: np.ndarray, supervised: bool) -> np.ndarray:
@@ -269,7 +301,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
                         train_img_per_s: float | None = None) -> dict:
     """Scores a saved student on `split` and writes results.json, the class-wise IoU figure (Fig. 2),
     the qualitative figure (Fig. 3) and the markdown tables (Tables 1 and 2) into `out_dir`."""
-    from student import MobileNetUNet
+    from student import build_student
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
@@ -279,21 +311,24 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     data, size, k = data or args["data"], tuple(args["size"]), args["clusters"]
     out_dir = Path(out_dir or checkpoint.parent)
     out_dir.mkdir(parents=True, exist_ok=True)
-    student = MobileNetUNet(num_outputs=k, encoder=args["encoder"], pretrained=False)
+    student = build_student(args.get("student", "unet"), k, args["encoder"], pretrained=False)
     student.load_state_dict(state["student"])
     student.to(device).eval()
 
     # Strict protocol: the channel names are fitted on the train split and then frozen.
     fit = open_dataset(data, "train", size, labels=True, num_synthetic=args["num_synthetic"])
     evaluated = open_dataset(data, split, size, labels=True, num_synthetic=args["num_synthetic"])
-    conf_fit, _ = predict_split(student, fit, k, device)
-    conf, frames = predict_split(student, evaluated, k, device, keep=4)
+    def predict(batch: dict) -> torch.Tensor:
+        return student(batch["image"].to(device))
+
+    conf_fit, _ = predict_split(predict, fit, k, device)
+    conf, frames = predict_split(predict, evaluated, k, device, keep=4)
     mapping = name_channels(conf_fit, args["supervised"])
     strict = percent(segmentation_scores(remap_confusion(conf, mapping)))
     per_split = percent(segmentation_scores(remap_confusion(conf, name_channels(conf, args["supervised"]))))
 
     if args["supervised"]:
-        method = "MobileNet-UNet (supervised, ours)"
+        method = f"{'LRASPP-MobileNetV3' if args.get('student') == 'lraspp' else 'MobileNet-UNet'} (supervised, ours)"
     elif args.get("sbm_prior"):
         method = "SoccerSAM (ours) with a labelled SBM prior (analysis: uses labels)"
     else:
@@ -310,6 +345,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
         "mapping": mapping.tolist(), "strict": strict,
         "per_split": dict(per_split, protocol="channels named on the evaluated split itself (usual unsupervised protocol)"),
         "train_img_per_s": train_img_per_s,
+        "sbm_pseudo_labels": None if args["supervised"] else sbm_pseudo_label_scores(state, fit, evaluated, device),
     }
     tmp = out_dir / "results.json.tmp"
     tmp.write_text(json.dumps(results, indent=2))

@@ -3,7 +3,9 @@
 #   DATA=path/to/fssod bash experiments.sh GROUP [GROUP ...]
 # GROUPs: main (SoccerSAM, seeds $SEEDS, default 0 1 2), seedN (one seed), k40 (40 clusters, majority
 # naming), supervised, ablations (or wo-sbm, wo-bd, wo-aug), oracle, random-init (SBM prototypes
-# not started from k-means), lr-paper (the paper's lr 1e-5), prior (labelled SBM prior; needs supervised).
+# not started from k-means), fixed-prototypes (no SBM objective: the k-means prototypes stay as they start),
+# lr-paper (the paper's lr 1e-5), prior (labelled SBM prior; needs supervised), lraspp (supervised
+# LRASPP-MobileNetV3 and, for a fair comparison, the supervised student with a random-init encoder).
 # Every run writes RUNS/NAME/{checkpoint.pt,results.json,classwise_iou.png,qualitative.png,tables.md};
 # a run folder that already has a checkpoint is resumed, one with results.json is skipped.
 set -euo pipefail
@@ -32,6 +34,9 @@ for group in "$@"; do
     wo-aug)      run wo-aug --lambda-aug 0 ;;
     oracle)      run oracle --source oracle ;;
     random-init) run random-init --sbm-init random ;;
+    fixed-prototypes) run fixed-prototypes --lambda-self 0 ;;
+    lraspp)      run supervised-lraspp --supervised --student lraspp
+                 run supervised-random-encoder --supervised --encoder random ;;
     lr-paper)    LR=1e-5 run soccersam-lr1e-5 ;;
     prior)       run prior --sbm-prior "$RUNS/supervised/checkpoint.pt" ;;
     *) echo "unknown group $group: see the header of experiments.sh" >&2; exit 2 ;;

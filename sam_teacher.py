@@ -8,8 +8,10 @@ asks the student to reproduce. The Semantic Bridging Module later gives each mas
 (eqs. 1-2); this file only produces the masks.
 
 SAM is frozen, so its masks never change during training: we compute them once per frame and
-store them in a cache folder (one `<frame name>.npz` per frame, bit-packed, written atomically, so
-an interrupted run resumes where it stopped). Training reads the cache through `MaskCache` and
+store them in a cache folder (one `<frame name>.npz` per frame, written atomically, so an
+interrupted run resumes where it stopped). A frame's masks are stored as a `MaskSet`: the pieces
+(segments) the masks cut the frame into, and which mask covers which piece. That form is 200x
+smaller than N dense masks and lets the SBM compute eqs. 1 and 2 once per segment (sbm.py). Training reads the cache through `MaskCache` and
 never loads SAM. Three mask sources fill the cache, and every result must say which one it used:
 - "sam": segment-anything with an official checkpoint, the paper's teacher. Without a checkpoint
   it runs with random weights, which is only good for tests and timing.
@@ -29,6 +31,7 @@ import os
 import sys
 import warnings
 import zipfile
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -45,6 +48,8 @@ CHECKPOINT_HELP = (
     "download one and pass its path with --checkpoint."
 )
 SETTINGS_FILE = "settings.json"
+# Version of the per-frame file layout; a cache written in another layout is refused with a rebuild hint.
+CACHE_FORMAT = 2
 # Fixed zip timestamp so that the same masks always give the same bytes on disk (np.savez stamps
 # the current time, which would make a resumed cache differ from an uninterrupted one).
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
@@ -56,6 +61,87 @@ def _check_image(image: np.ndarray) -> None:
             f"A teacher takes an (H, W, 3) uint8 RGB image; got {type(image).__name__} "
             f"{getattr(image, 'shape', '')} {getattr(image, 'dtype', '')}. Convert with (x * 255).round() to uint8."
         )
+
+
+@dataclass
+class MaskSet:
+    """The N masks of one frame as the segments they cut it into.
+
+    segments: (H, W) int64, the segment of each pixel, -1 where no mask lies. All pixels of one
+    segment are covered by exactly the same masks. membership: (N, S) bool, mask i covers segment s.
+    Superpixels partition the frame, so every mask is one segment; SAM's masks overlap, and the
+    pixels that masks 3 and 7 both cover form a segment of their own. A mask's pixels are the union
+    of its segments, so sums over a mask (eq. 1) and averages over the masks of a pixel (eq. 2)
+    become sums over segments: 950 superpixels of a 416 x 608 frame are 240 MB as dense masks and
+    about 1 MB here.
+    """
+
+    segments: torch.Tensor
+    membership: torch.Tensor
+
+    @classmethod
+    def from_masks(cls, masks: np.ndarray | torch.Tensor) -> "MaskSet":
+        """masks: (N, H, W) bool -> MaskSet of the non-empty ones, in their order."""
+        masks = _as_numpy_bool(masks)
+        count, height, width = masks.shape
+        flat = masks.reshape(count, height * width)
+        nonempty = flat.any(axis=1)
+        if not nonempty.all():
+            flat = flat[nonempty]
+        if len(flat) == 0:
+            return cls(torch.full((height, width), -1, dtype=torch.int64), torch.zeros(0, 0, dtype=torch.bool))
+        mask_ids, pixels = np.nonzero(flat)
+        if np.bincount(pixels, minlength=height * width).max() <= 1:
+            # A partition (superpixels, oracle regions): mask i is segment i.
+            segments = np.full(height * width, -1, dtype=np.int64)
+            segments[pixels] = mask_ids
+            return cls(torch.from_numpy(segments.reshape(height, width)), torch.eye(len(flat), dtype=torch.bool))
+        # A pixel's signature is the bit string of the masks covering it; equal signatures, one segment.
+        signatures = np.packbits(flat, axis=0).T
+        signatures = np.ascontiguousarray(signatures).view(np.dtype((np.void, signatures.shape[1])))[:, 0]
+        unique, inverse = np.unique(signatures, return_inverse=True)
+        membership = np.unpackbits(unique.view(np.uint8).reshape(len(unique), -1), axis=1, count=len(flat)).T.astype(bool)
+        covered = membership.any(axis=0)
+        # Renumber the segments so that uncovered pixels (no mask: the all-zero signature) get -1.
+        new_ids = np.where(covered, np.cumsum(covered) - 1, -1)
+        segments = new_ids[inverse.reshape(-1)].reshape(height, width)
+        return cls(torch.from_numpy(segments.astype(np.int64)), torch.from_numpy(np.ascontiguousarray(membership[:, covered])))
+
+    def __len__(self) -> int:
+        return self.membership.shape[0]
+
+    @property
+    def num_segments(self) -> int:
+        return self.membership.shape[1]
+
+    def segment_areas(self) -> torch.Tensor:
+        """(S,) pixel count of every segment."""
+        return torch.bincount(self.segments[self.segments >= 0], minlength=self.num_segments)
+
+    def areas(self) -> torch.Tensor:
+        """(N,) pixel count of every mask."""
+        return self.membership.to(torch.float32) @ self.segment_areas().to(torch.float32)
+
+    def dense(self) -> torch.Tensor:
+        """(N, H, W) bool: the masks themselves (for figures and tests; training never needs them)."""
+        # A column of False appended last: segment -1 (no mask) indexes it.
+        padded = torch.cat([self.membership, self.membership.new_zeros(len(self), 1)], dim=1)
+        return padded[:, self.segments]
+
+    def pin_memory(self) -> "MaskSet":
+        """Page-locked copies, so that `to(cuda, non_blocking=True)` overlaps the copy (DataLoader calls it)."""
+        return MaskSet(self.segments.pin_memory(), self.membership.pin_memory())
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "MaskSet":
+        return MaskSet(self.segments.to(device, non_blocking=non_blocking),
+                       self.membership.to(device, non_blocking=non_blocking))
+
+
+def _as_numpy_bool(masks: np.ndarray | torch.Tensor) -> np.ndarray:
+    array = masks.detach().cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
+    if array.ndim != 3:
+        raise ValueError(f"masks must be (N, H, W) bool; got shape {array.shape}")
+    return array.astype(bool, copy=False)
 
 
 def masks_from_regions(regions: np.ndarray) -> np.ndarray:
@@ -280,11 +366,12 @@ def _write_atomically(path: str, data: bytes) -> None:
             os.remove(temporary)
 
 
-def _encode_frame(masks: np.ndarray, boundary: np.ndarray) -> bytes:
-    """masks: (N, H, W) bool, boundary: (H, W) bool -> the bytes of a deterministic .npz."""
+def _encode_frame(masks: MaskSet, boundary: np.ndarray) -> bytes:
+    """masks: MaskSet, boundary: (H, W) bool -> the bytes of a deterministic .npz."""
     arrays = {
-        "shape": np.asarray(masks.shape, dtype=np.int64),
-        "masks": np.packbits(masks.reshape(-1)),
+        "shape": np.asarray([len(masks), masks.num_segments, *masks.segments.shape], dtype=np.int64),
+        "segments": masks.segments.numpy().astype(np.int32),
+        "membership": np.packbits(masks.membership.numpy().reshape(-1)),
         "boundary": np.packbits(boundary.reshape(-1)),
     }
     buffer = io.BytesIO()
@@ -312,7 +399,7 @@ class MaskCache:
 
     expected_settings: keys that the cache's settings.json must hold with these values (for
     example {"source": "superpixel", "image_size": [416, 608]}); any difference is a ValueError.
-    load(name) -> masks: (N, H, W) bool tensor, boundary B_SAM: (H, W) bool tensor.
+    load(name) -> masks: MaskSet, boundary B_SAM: (H, W) bool tensor.
     """
 
     def __init__(self, cache_dir: str, expected_settings: dict | None = None) -> None:
@@ -322,6 +409,10 @@ class MaskCache:
             raise FileNotFoundError(f"No mask cache at {self.cache_dir!r} (missing {SETTINGS_FILE}). Build it with: {_build_command(self.cache_dir)}")
         with open(settings_path) as file:
             self.settings: dict = json.load(file)
+        if self.settings.get("format") != CACHE_FORMAT:
+            raise ValueError(f"The mask cache {self.cache_dir!r} was written in an older layout (format {self.settings.get('format', 1)}, "
+                             f"this code reads format {CACHE_FORMAT}). Delete the folder and rebuild it with: "
+                             f"{_build_command(self.cache_dir, self.settings.get('source', 'superpixel'))}")
         if expected_settings is not None:
             # A round trip through JSON turns tuples into lists, as they are stored.
             expected = json.loads(json.dumps(expected_settings))
@@ -336,32 +427,17 @@ class MaskCache:
     def __len__(self) -> int:
         return len(self.names)
 
-    def load(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """name: frame name (e.g. "Frame 1  (11).jpg") -> (masks (N, H, W) bool, boundary (H, W) bool)."""
-        packed, shape, boundary = self.load_packed(name)
-        return unpack_masks(packed, shape), boundary
-
-    def load_packed(self, name: str) -> tuple[torch.Tensor, tuple[int, int, int], torch.Tensor]:
-        """Masks still bit-packed: (packed (ceil(N*H*W / 8),) uint8, (N, H, W), boundary (H, W) bool).
-
-        Eight times less to load, share between processes and copy to the GPU than dense masks
-        (a superpixel frame has about 950 of them); `unpack_masks` expands them where they are used.
-        """
+    def load(self, name: str) -> tuple[MaskSet, torch.Tensor]:
+        """name: frame name (e.g. "Frame 1  (11).jpg") -> (masks: MaskSet, boundary B_SAM: (H, W) bool)."""
         path = _frame_path(self.cache_dir, name)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Frame {name!r} is not in the mask cache {self.cache_dir!r} ({path} is missing). Build it with: {_build_command(self.cache_dir, self.settings.get('source', 'superpixel'))}")
         with np.load(path, allow_pickle=False) as stored:
-            count, height, width = (int(v) for v in stored["shape"])
-            packed = torch.from_numpy(stored["masks"])
+            count, num_segments, height, width = (int(v) for v in stored["shape"])
+            membership = np.unpackbits(stored["membership"], count=count * num_segments).reshape(count, num_segments)
+            masks = MaskSet(torch.from_numpy(stored["segments"].astype(np.int64)), torch.from_numpy(membership.astype(bool)))
             boundary = np.unpackbits(stored["boundary"], count=height * width).reshape(height, width).astype(bool)
-        return packed, (count, height, width), torch.from_numpy(boundary)
-
-
-def unpack_masks(packed: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-    """Inverse of np.packbits on any device: packed (M,) uint8, shape (N, H, W) -> (N, H, W) bool."""
-    bits = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8, device=packed.device)
-    count = shape[0] * shape[1] * shape[2]
-    return ((packed[:, None] & bits) != 0).reshape(-1)[:count].reshape(shape)
+        return masks, torch.from_numpy(boundary)
 
 
 def _to_uint8_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -382,7 +458,7 @@ def build_cache(dataset: Sequence[dict], teacher: SamTeacher | SuperpixelTeacher
         raise ValueError("build_cache got an empty dataset: no frames to cache.")
     os.makedirs(out_dir, exist_ok=True)
     first = dataset[0]
-    settings = dict(teacher.settings, image_size=[int(s) for s in first["image"].shape[-2:]])
+    settings = dict(teacher.settings, image_size=[int(s) for s in first["image"].shape[-2:]], format=CACHE_FORMAT)
     settings_path = os.path.join(out_dir, SETTINGS_FILE)
     if os.path.isfile(settings_path):
         with open(settings_path) as file:
@@ -412,7 +488,7 @@ def build_cache(dataset: Sequence[dict], teacher: SamTeacher | SuperpixelTeacher
             masks = teacher(image, label.numpy() if isinstance(label, torch.Tensor) else np.asarray(label))
         else:
             masks = teacher(image)
-        _write_atomically(path, _encode_frame(masks, boundary_map(masks)))
+        _write_atomically(path, _encode_frame(MaskSet.from_masks(masks), boundary_map(masks)))
     return MaskCache(out_dir, expected_settings=settings)
 
 

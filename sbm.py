@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from sam_teacher import MaskSet
 from student import MobileNetEncoder
 
 BACKBONES = ("efficientnet_lite0", "mobilenet_v3", "random", "sam")
@@ -43,8 +44,8 @@ def masked_average_pool(features: torch.Tensor, masks: torch.Tensor) -> torch.Te
     """eq. 1, masked average pooling: v_i = 1/|M_i| * sum_{p in M_i} F(p).
 
     One region embedding per mask: the mean feature over the mask's pixels.
-    features: (D, H, W); masks: (N, H, W) bool, or float weights in [0, 1] (a mask resampled to
-    F's grid by area, see `SemanticBridgingModule.region_logits`) -> (N, D).
+    features: (D, H, W); masks: (N, H, W) bool, or float weights in [0, 1] (masks resampled to
+    F's grid by area, see `mask_cell_weights`) -> (N, D).
     """
     if features.shape[-2:] != masks.shape[-2:]:
         raise ValueError(f"features {tuple(features.shape)} and masks {tuple(masks.shape)} differ in H, W")
@@ -56,39 +57,38 @@ def masked_average_pool(features: torch.Tensor, masks: torch.Tensor) -> torch.Te
     return weights @ features.flatten(1).T / areas
 
 
-def mask_cell_weights(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """The fraction of each cell of a coarse (h, w) grid that each mask covers.
+def mask_cell_weights(masks: MaskSet, grid: tuple[int, int]) -> torch.Tensor:
+    """The fraction of each cell of a coarse (h, w) grid that each mask covers: the masks resampled
+    to F's grid by area, the weights with which eq. 1 pools F there.
 
-    masks: (N, H, W) bool -> (N, h, w) float in [0, 1]; a cell spans ceil(H / h) x ceil(W / w)
-    pixels. Block sums over the bool masks never build a float copy of them (about 1 GB for the
-    950 superpixels of one 416 x 608 frame).
+    masks: MaskSet of N masks on (H, W) -> (N, h, w) float in [0, 1]; a cell spans
+    ceil(H / h) x ceil(W / w) pixels. Pixels are counted once per (segment, cell) pair and the
+    counts summed over each mask's segments, so no (N, H, W) array is ever built.
     """
-    (h, w), (height, width) = grid, masks.shape[-2:]
+    (h, w), (height, width) = grid, masks.segments.shape
     block_h, block_w = -(-height // h), -(-width // w)
-    if (block_h * h, block_w * w) != (height, width):
-        padded = masks.new_zeros(masks.shape[0], block_h * h, block_w * w)
-        padded[:, :height, :width] = masks
-        masks = padded
-    covered = masks.view(masks.shape[0], h, block_h, w, block_w).sum(dim=(2, 4))
-    return covered.float() / (block_h * block_w)
+    device = masks.segments.device
+    cells = (torch.arange(height, device=device) // block_h)[:, None] * w + torch.arange(width, device=device) // block_w
+    covered = masks.segments >= 0
+    pairs = masks.segments[covered] * (h * w) + cells[covered]
+    counts = torch.bincount(pairs, minlength=masks.num_segments * h * w).view(masks.num_segments, h * w)
+    covered_pixels = masks.membership.float() @ counts.float()
+    return covered_pixels.view(len(masks), h, w) / (block_h * block_w)
 
 
-def ensemble_pseudo_logits(mask_logits: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def ensemble_pseudo_logits(mask_logits: torch.Tensor, masks: MaskSet) -> tuple[torch.Tensor, torch.Tensor]:
     """eq. 2, ensemble pseudo logits: y_hat(p) = 1/|J_p| * sum_{i in J_p} l_i, J_p = {i | p in M_i}.
 
-    Each mask's logits painted on its pixels, averaged where masks overlap.
-    mask_logits: (N, C); masks: (N, H, W) bool -> (y_hat (C, H, W), covered (H, W) bool).
+    Each mask's logits painted on its pixels, averaged where masks overlap. All pixels of a
+    segment share J_p, so the average is taken once per segment and then painted.
+    mask_logits: (N, C); masks: MaskSet on (H, W) -> (y_hat (C, H, W), covered (H, W) bool).
     Pixels no mask covers get zero logits and covered False, so losses can skip them.
     """
-    num_classes, (height, width) = mask_logits.shape[1], masks.shape[-2:]
-    if masks.shape[0] == 0:
-        return (mask_logits.new_zeros(num_classes, height, width),
-                torch.zeros(height, width, dtype=torch.bool, device=masks.device))
-    flat = masks.flatten(1).to(mask_logits.dtype)
-    counts = flat.sum(dim=0)
-    summed = mask_logits.T @ flat
-    pseudo = summed / counts.clamp(min=1)
-    return pseudo.view(num_classes, height, width), (counts > 0).view(height, width)
+    membership = masks.membership.to(mask_logits.dtype)
+    segment_logits = membership.T @ mask_logits / membership.sum(dim=0).clamp(min=1)[:, None]
+    # A zero row appended last: segment -1 (no mask) indexes it.
+    segment_logits = torch.cat([segment_logits, segment_logits.new_zeros(1, mask_logits.shape[1])])
+    return segment_logits[masks.segments].permute(2, 0, 1), masks.segments >= 0
 
 
 @torch.no_grad()
@@ -295,8 +295,8 @@ class SemanticBridgingModule(nn.Module):
             raise ValueError(f"need {tuple(self.prototypes.shape)} centroids, got {tuple(centroids.shape)}")
         self.prototypes.copy_(F.normalize(centroids.to(self.prototypes), dim=1))
 
-    def region_embeddings(self, features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """eq. 1 for one image on F's grid. features: (D, h, w); masks: (N, H, W) bool -> (N, D).
+    def region_embeddings(self, features: torch.Tensor, masks: MaskSet) -> torch.Tensor:
+        """eq. 1 for one image on F's grid. features: (D, h, w); masks: MaskSet on (H, W) -> (N, D).
 
         F is coarser than the masks (stride 8). Each mask is resampled to F's grid by area (the
         fraction of each cell it covers), which is exactly eq. 1 on F upsampled to (H, W) by
@@ -305,16 +305,16 @@ class SemanticBridgingModule(nn.Module):
         """
         return masked_average_pool(features, mask_cell_weights(masks, features.shape[-2:]).to(features.dtype))
 
-    def region_logits(self, images: torch.Tensor, masks: list[torch.Tensor]) -> list[torch.Tensor]:
-        """l_i for every mask of every image: images (B, 3, H, W); masks[b]: (N_b, H, W) bool -> [(N_b, K)]."""
+    def region_logits(self, images: torch.Tensor, masks: list[MaskSet]) -> list[torch.Tensor]:
+        """l_i for every mask of every image: images (B, 3, H, W); masks[b]: MaskSet of N_b -> [(N_b, K)]."""
         if len(masks) != images.shape[0]:
             raise ValueError(f"got {images.shape[0]} images but {len(masks)} mask sets")
         features = self.dense_features(images)
-        return [self.classify(self.region_embeddings(f, m)) if m.shape[0] else f.new_zeros(0, self.num_clusters)
+        return [self.classify(self.region_embeddings(f, m)) if len(m) else f.new_zeros(0, self.num_clusters)
                 for f, m in zip(features, masks)]
 
-    def forward(self, images: torch.Tensor, masks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """images: (B, 3, H, W) in [0, 1]; masks[b]: (N_b, H, W) bool ->
+    def forward(self, images: torch.Tensor, masks: list[MaskSet]) -> tuple[torch.Tensor, torch.Tensor]:
+        """images: (B, 3, H, W) in [0, 1]; masks[b]: MaskSet ->
         (pseudo_logits (B, K, H, W), covered (B, H, W) bool)."""
         results = [ensemble_pseudo_logits(logits, m) for logits, m in zip(self.region_logits(images, masks), masks)]
         return torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])
@@ -323,31 +323,31 @@ class SemanticBridgingModule(nn.Module):
                             generator: torch.Generator | None = None) -> torch.Tensor:
         """Label-free SBM objective on two photometrically jittered views of the batch.
 
-        images: (B, 3, H, W) in [0, 1]; masks[b]: (N_b, H, W) bool -> scalar (see swapped_prediction_loss).
+        images: (B, 3, H, W) in [0, 1]; masks[b]: MaskSet -> scalar (see swapped_prediction_loss).
         """
         jitter = {k: self.objective_settings[k] for k in ("brightness", "contrast", "saturation", "hue", "noise_std")}
         views = [self.frozen_features(photometric_jitter(images, generator=generator, **jitter)) for _ in range(2)]
         return self.swapped_prediction_loss(views[0], views[1], masks)
 
     def swapped_prediction_loss(self, frozen_1: torch.Tensor, frozen_2: torch.Tensor,
-                                masks: list[torch.Tensor]) -> torch.Tensor:
+                                masks: list[MaskSet]) -> torch.Tensor:
         """Swapped prediction (SwAV) between two views' frozen features of the same frames.
 
         For each region, view a's Sinkhorn-balanced assignment q_a is the target of view b's
         softmax prediction and vice versa: loss = -mean_i [q_1 . log p_2 + q_2 . log p_1] / 2.
         The Sinkhorn row marginal weights region i by area_i ** area_power (header explains why).
-        frozen_1, frozen_2: (B, C, h, w) from `frozen_features`; masks[b]: (N_b, H, W) bool -> scalar.
+        frozen_1, frozen_2: (B, C, h, w) from `frozen_features`; masks[b]: MaskSet -> scalar.
         """
         settings = self.objective_settings
-        masks = [m[m.flatten(1).any(dim=1)] for m in masks]
-        areas = torch.cat([m.flatten(1).sum(dim=1) for m in masks]).float()
-        if areas.numel() == 0:
+        if sum(len(m) for m in masks) == 0:
             raise ValueError("the SBM objective got no non-empty mask in the batch")
-        region_weights = areas ** settings["area_power"]
+        region_weights = torch.cat([m.areas() for m in masks]) ** settings["area_power"]
+        # Both views share the frames' geometry, so eq. 1's pooling weights are computed once.
+        cell_weights = [mask_cell_weights(m, frozen_1.shape[-2:]) for m in masks]
         scores = []
         for frozen in (frozen_1, frozen_2):
             features = self.head(frozen)
-            embeddings = torch.cat([self.region_embeddings(f, m) for f, m in zip(features, masks) if m.shape[0]])
+            embeddings = torch.cat([masked_average_pool(f, w.to(f.dtype)) for f, w in zip(features, cell_weights)])
             scores.append(self.cluster_scores(embeddings))
         targets = [sinkhorn_knopp(s.detach(), settings["sinkhorn_iters"], settings["sinkhorn_epsilon"],
                                   region_weights.to(s.device)) for s in scores]

@@ -177,3 +177,32 @@ class MobileNetUNet(nn.Module):
         # Classify at stride 2 and upsample the logits: a full-resolution stage would cost more
         # than the whole decoder for a one-pixel gain in boundary placement.
         return F.interpolate(self.classifier(y), size=(height, width), mode="bilinear", align_corners=False)
+
+
+class LRASPPBaseline(nn.Module):
+    """torchvision's LRASPP-MobileNetV3-Large, the real-time segmenter the student is measured
+    against (benchmark.py for speed, `train.py --student lraspp` for accuracy). Random weights:
+    its ImageNet weights need a download. forward(x: (B, 3, H, W)) -> logits (B, num_outputs, H, W)."""
+
+    def __init__(self, num_outputs: int = 11):
+        super().__init__()
+        from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+        self.model = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_outputs)
+        self.weights_description = "torchvision LRASPP-MobileNetV3-Large, random weights"
+
+    def describe(self) -> str:
+        return f"{self.weights_description}: {sum(p.numel() for p in self.parameters()) / 1e6:.2f} M parameters"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)["out"]
+
+
+def build_student(architecture: str, num_outputs: int, encoder: str = "efficientnet_lite0",
+                  pretrained: bool = True) -> nn.Module:
+    """architecture "unet" (MobileNetUNet, SoccerSAM's student) or "lraspp" (LRASPPBaseline; no encoder choice)."""
+    if architecture == "unet":
+        return MobileNetUNet(num_outputs=num_outputs, encoder=encoder, pretrained=pretrained)
+    if architecture == "lraspp":
+        return LRASPPBaseline(num_outputs=num_outputs)
+    raise ValueError(f"unknown student architecture {architecture!r}: choose 'unet' or 'lraspp'")

@@ -34,9 +34,9 @@ import evaluate
 from data import NUM_CLASSES, open_dataset
 from losses import (augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
                     sbm_consistency_loss, total_loss)
-from sam_teacher import MaskCache, build_cache, make_teacher, unpack_masks
+from sam_teacher import MaskCache, MaskSet, build_cache, make_teacher
 from sbm import SemanticBridgingModule, cluster_means, spherical_kmeans
-from student import MobileNetUNet
+from student import build_student
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,6 +76,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "run's student (its checkpoint.pt) predicts on the train frames (SPEC point 7)")
     p.add_argument("--clusters", type=int, default=NUM_CLASSES,
                    help="SBM/student output channels; more than 11 is the majority-naming protocol")
+    p.add_argument("--student", default="unet", choices=["unet", "lraspp"],
+                   help="the student: MobileNet-UNet (SoccerSAM's) or torchvision's LRASPP-MobileNetV3 (speed/accuracy comparison)")
     p.add_argument("--encoder", default="efficientnet_lite0",
                    choices=["efficientnet_lite0", "mobilenet_v3", "random"], help="student encoder")
     p.add_argument("--sbm-backbone", default="efficientnet_lite0",
@@ -124,7 +126,7 @@ def barrier(world: int) -> None:
 # Data: frames (no labels) plus the teacher's cached masks.
 
 class FramesWithMasks(Dataset):
-    """Adds the cached teacher masks M_1..M_N of each frame, still bit-packed, to the frame itself."""
+    """Adds the cached teacher masks M_1..M_N of each frame (a MaskSet) to the frame itself."""
 
     def __init__(self, frames: Dataset, cache: MaskCache | None):
         self.frames, self.cache = frames, cache
@@ -135,15 +137,15 @@ class FramesWithMasks(Dataset):
     def __getitem__(self, i: int) -> dict:
         item = dict(self.frames[i])
         if self.cache is not None:
-            item["packed_masks"], item["mask_shape"], _ = self.cache.load_packed(item["name"])
+            item["masks"], _ = self.cache.load(item["name"])
         return item
 
 
 def collate(items: list[dict]) -> dict:
     """Frames stack into a batch; masks stay a list, because every frame has its own N."""
     batch = {"image": torch.stack([it["image"] for it in items]), "name": [it["name"] for it in items]}
-    if "packed_masks" in items[0]:
-        batch["packed_masks"] = [(it["packed_masks"], it["mask_shape"]) for it in items]
+    if "masks" in items[0]:
+        batch["masks"] = [it["masks"] for it in items]
     if "label" in items[0]:
         batch["label"] = torch.stack([it["label"] for it in items])
     return batch
@@ -181,12 +183,12 @@ class SBMStep(nn.Module):
         super().__init__()
         self.sbm = sbm
 
-    def forward(self, images: torch.Tensor, masks: list[torch.Tensor]):
+    def forward(self, images: torch.Tensor, masks: list[MaskSet]):
         pseudo_logits, covered = self.sbm(images, masks)
         return pseudo_logits, covered, self.sbm.self_labelling_loss(images, masks)
 
 
-def soccersam_losses(student: nn.Module, sbm_step: nn.Module, images: torch.Tensor, masks: list[torch.Tensor],
+def soccersam_losses(student: nn.Module, sbm_step: nn.Module, images: torch.Tensor, masks: list[MaskSet],
                      args: argparse.Namespace) -> dict[str, torch.Tensor]:
     """Everything one label-free step optimises: eq. 7 for the student, self-labelling for the SBM."""
     pseudo_logits, covered, l_self = sbm_step(images, masks)
@@ -214,20 +216,23 @@ def initial_prototypes(sbm: SemanticBridgingModule, dataset: FramesWithMasks, ar
     prior = None
     if args.sbm_prior:
         state = torch.load(args.sbm_prior, map_location=device, weights_only=False)
-        prior = MobileNetUNet(num_outputs=NUM_CLASSES, encoder=state["args"]["encoder"], pretrained=False).to(device)
+        prior = build_student(state["args"].get("student", "unet"), NUM_CLASSES, state["args"]["encoder"],
+                              pretrained=False).to(device)
         prior.load_state_dict(state["student"])
         prior.eval()
     embeddings, weights, classes = [], [], []
     for i in range(len(dataset)):
         item = dataset[i]
         image = item["image"][None].to(device)
-        masks = unpack_masks(item["packed_masks"].to(device), item["mask_shape"])
-        masks = masks[masks.flatten(1).any(dim=1)]
+        masks = item["masks"].to(device)
         embeddings.append(sbm.region_embeddings(sbm.dense_features(image)[0], masks))
-        weights.append(masks.flatten(1).sum(dim=1).float() ** sbm.objective_settings["area_power"])
+        weights.append(masks.areas() ** sbm.objective_settings["area_power"])
         if prior is not None:
-            predicted = F.one_hot(prior(image)[0].argmax(0), NUM_CLASSES).flatten(0, 1).float()
-            classes.append((masks.flatten(1).float() @ predicted).argmax(dim=1))
+            predicted, covered = prior(image)[0].argmax(0), masks.segments >= 0
+            pixels_per_class = torch.bincount(masks.segments[covered] * NUM_CLASSES + predicted[covered],
+                                              minlength=masks.num_segments * NUM_CLASSES)
+            mask_votes = masks.membership.float() @ pixels_per_class.view(-1, NUM_CLASSES).float()
+            classes.append(mask_votes.argmax(dim=1))
     embeddings, weights = torch.cat(embeddings), torch.cat(weights)
     if prior is not None:
         return cluster_means(F.normalize(embeddings, dim=1), weights, torch.cat(classes), NUM_CLASSES)
@@ -257,8 +262,7 @@ def training_step(batch: dict, student: nn.Module, sbm_step: nn.Module | None,
         if args.supervised:
             parts = supervised_losses(student, images, batch["label"].to(device))
         else:
-            masks = [unpack_masks(packed.to(device, non_blocking=True), shape)
-                     for packed, shape in batch["packed_masks"]]
+            masks = [m.to(device, non_blocking=True) for m in batch["masks"]]
             parts = soccersam_losses(student, sbm_step, images, masks, args)
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
@@ -302,9 +306,10 @@ def main(argv=None) -> dict | None:
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, collate_fn=collate,
                         num_workers=args.workers, pin_memory=is_cuda, persistent_workers=args.workers > 0)
 
-    student = MobileNetUNet(num_outputs=args.clusters, encoder=args.encoder).to(device)
-    sbm = None if args.supervised else SemanticBridgingModule(num_clusters=args.clusters,
-                                                              backbone=args.sbm_backbone).to(device)
+    student = build_student(args.student, args.clusters, args.encoder).to(device)
+    sbm = None if args.supervised else SemanticBridgingModule(
+        num_clusters=args.clusters, backbone=args.sbm_backbone, sam_checkpoint=args.sam_checkpoint,
+        sam_model_type=args.sam_model).to(device)
     if is_cuda:
         student = student.to(memory_format=torch.channels_last)
     if rank == 0:

@@ -156,7 +156,7 @@ def test_make_scene_labels_match_what_was_drawn():
 def test_synthetic_scenes_items():
     dataset = SyntheticScenes(3, size=(64, 96), seed=2, labels=True)
     item = dataset[1]
-    assert dataset.names == ["synthetic_0000.png", "synthetic_0001.png", "synthetic_0002.png"]
+    assert dataset.names == ["synthetic_s2_0000.png", "synthetic_s2_0001.png", "synthetic_s2_0002.png"]
     assert item["image"].shape == (3, 64, 96) and item["image"].dtype == torch.float32
     image, label = make_scene(2 * 100003 + 1, (64, 96))
     assert torch.equal(item["label"], torch.from_numpy(label))

@@ -1,4 +1,5 @@
 """Tests of sam_teacher.py: the three mask sources, B_SAM, and the on-disk mask cache."""
+import json
 import os
 
 import numpy as np
@@ -8,13 +9,16 @@ from scipy import ndimage
 
 from data import SyntheticScenes, make_scene
 from sam_teacher import (
+    CACHE_FORMAT,
     MaskCache,
+    MaskSet,
     OracleTeacher,
     SamTeacher,
     SuperpixelTeacher,
     boundary_map,
     build_cache,
     make_teacher,
+    masks_from_regions,
 )
 
 SIZE = (64, 96)
@@ -155,14 +159,14 @@ def test_cache_round_trips_exactly(tmp_path):
     teacher = SuperpixelTeacher()
     cache = build_cache(dataset, teacher, tmp_path / "cache", progress=False)
     assert cache.names == sorted(dataset.names)
-    assert cache.settings == dict(teacher.settings, image_size=list(SIZE))
+    assert cache.settings == dict(teacher.settings, image_size=list(SIZE), format=CACHE_FORMAT)
     for item in dataset:
         image = (item["image"].numpy() * 255).round().astype(np.uint8).transpose(1, 2, 0)
         expected = teacher(image)
         assert item["name"] in cache
         masks, boundary = cache.load(item["name"])
-        assert masks.dtype == torch.bool and boundary.dtype == torch.bool
-        assert np.array_equal(masks.numpy(), expected)
+        assert boundary.dtype == torch.bool
+        assert np.array_equal(masks.dense().numpy(), expected)
         assert np.array_equal(boundary.numpy(), boundary_map(expected))
     assert "missing.png" not in cache
 
@@ -201,7 +205,7 @@ def test_oracle_cache_reads_labels(tmp_path):
         cache = build_cache(dataset, OracleTeacher(), tmp_path, progress=False)
     label = dataset[0]["label"].numpy()
     masks, _ = cache.load(dataset.names[0])
-    for mask in masks.numpy():
+    for mask in masks.dense().numpy():
         assert len(np.unique(label[mask])) == 1
     with pytest.raises(ValueError, match="labels=True"):
         build_cache(SyntheticScenes(2, size=SIZE, seed=3), OracleTeacher(), tmp_path / "unlabelled", progress=False)
@@ -215,13 +219,36 @@ def test_missing_cache_or_frame_says_how_to_build_it(tmp_path):
         cache.load("Frame 1  (1).jpg")
 
 
-def test_packed_masks_unpack_to_the_stored_masks(tmp_path):
-    from data import SyntheticScenes
-    from sam_teacher import MaskCache, SuperpixelTeacher, build_cache, unpack_masks
+def test_mask_set_holds_overlapping_masks_as_segments():
+    g = torch.Generator().manual_seed(3)
+    masks = torch.rand(6, 9, 11, generator=g) > 0.7
+    masks[4] = False  # an empty mask is dropped
+    masks[:, 8, 10] = False  # a pixel no mask covers
+    mask_set = MaskSet.from_masks(masks)
+    kept = masks[[0, 1, 2, 3, 5]]
+    assert torch.equal(mask_set.dense(), kept)
+    assert torch.equal(mask_set.areas(), kept.flatten(1).sum(1).float())
+    assert mask_set.segments[8, 10] == -1
+    # Pixels share a segment exactly when the same masks cover them.
+    signatures = kept.flatten(1).T
+    segments = mask_set.segments.flatten()
+    for p in range(0, segments.numel(), 7):
+        same = segments == segments[p]
+        assert torch.equal(same, (signatures == signatures[p]).all(dim=1))
 
-    cache = build_cache(SyntheticScenes(2, (32, 64), seed=3), SuperpixelTeacher(), str(tmp_path), progress=False)
-    for name in cache.names:
-        masks, boundary = cache.load(name)
-        packed, shape, packed_boundary = MaskCache(str(tmp_path)).load_packed(name)
-        assert packed.dtype == torch.uint8 and packed.numel() == -(-masks.numel() // 8)
-        assert torch.equal(unpack_masks(packed, shape), masks) and torch.equal(packed_boundary, boundary)
+
+def test_a_partition_is_one_segment_per_mask():
+    regions = np.arange(20).reshape(4, 5) // 3
+    regions[0, 0] = -1
+    mask_set = MaskSet.from_masks(masks_from_regions(regions))
+    assert torch.equal(mask_set.membership, torch.eye(len(mask_set), dtype=torch.bool))
+    assert torch.equal(mask_set.dense(), torch.from_numpy(masks_from_regions(regions)))
+
+
+def test_cache_in_an_older_layout_is_refused_with_a_rebuild_hint(tmp_path):
+    build_cache(SyntheticScenes(1, size=SIZE), SuperpixelTeacher(), tmp_path, progress=False)
+    settings = json.loads((tmp_path / "settings.json").read_text())
+    del settings["format"]
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match="older layout.*rebuild"):
+        MaskCache(tmp_path)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
+from sam_teacher import MaskSet
 from sbm import (SemanticBridgingModule, ensemble_pseudo_logits, masked_average_pool, photometric_jitter,
                  sinkhorn_knopp)
 
@@ -35,7 +36,7 @@ def test_eq2_averages_overlaps_and_leaves_uncovered_pixels_at_zero():
     g = torch.Generator().manual_seed(1)
     logits, masks = torch.randn(3, 4, generator=g), random_masks(g, 3, 5, 6)
     masks[:, 4, 5] = False
-    pseudo, covered = ensemble_pseudo_logits(logits, masks)
+    pseudo, covered = ensemble_pseudo_logits(logits, MaskSet.from_masks(masks))
     for y in range(5):
         for x in range(6):
             owners = [i for i in range(3) if masks[i, y, x]]
@@ -43,7 +44,7 @@ def test_eq2_averages_overlaps_and_leaves_uncovered_pixels_at_zero():
             assert torch.allclose(pseudo[:, y, x], expected, atol=1e-6)
             assert bool(covered[y, x]) == bool(owners)
     assert not covered[4, 5]
-    empty, nothing = ensemble_pseudo_logits(torch.zeros(0, 4), torch.zeros(0, 5, 6, dtype=torch.bool))
+    empty, nothing = ensemble_pseudo_logits(torch.zeros(0, 4), MaskSet.from_masks(torch.zeros(0, 5, 6, dtype=torch.bool)))
     assert empty.shape == (4, 5, 6) and not empty.any() and not nothing.any()
 
 
@@ -80,7 +81,8 @@ def test_backbone_frozen_and_forward_shapes():
     assert all(not p.requires_grad for p in sbm.backbone.parameters())
     assert sbm.objective_settings["area_power"] == 0.5
     g = torch.Generator().manual_seed(3)
-    images, masks = torch.rand(2, 3, 64, 96, generator=g), [random_masks(g, 3, 64, 96), torch.zeros(0, 64, 96).bool()]
+    images = torch.rand(2, 3, 64, 96, generator=g)
+    masks = [MaskSet.from_masks(random_masks(g, 3, 64, 96)), MaskSet.from_masks(torch.zeros(0, 64, 96).bool())]
     pseudo, covered = sbm(images, masks)
     assert pseudo.shape == (2, 7, 64, 96) and covered.shape == (2, 64, 96)
     assert covered[0].any() and not covered[1].any() and pseudo.requires_grad
@@ -100,7 +102,7 @@ def oracle_masks(label):
     for class_id in np.unique(label):
         components, count = ndimage.label(label == class_id)
         masks.extend(components == i for i in range(1, count + 1))
-    return torch.from_numpy(np.stack(masks))
+    return MaskSet.from_masks(np.stack(masks))
 
 
 def scene(seed):
@@ -183,7 +185,7 @@ def test_kmeans_prototypes_name_regions_before_any_training():
     random_start = matched_scores(sbm, held_out)
     with torch.no_grad():
         embeddings = [sbm.region_embeddings(sbm.dense_features(image[None])[0], masks) for image, masks, _ in train]
-    areas = torch.cat([masks.flatten(1).sum(1) for _, masks, _ in train]).float()
+    areas = torch.cat([masks.areas() for _, masks, _ in train])
     sbm.set_prototypes(spherical_kmeans(torch.cat(embeddings), areas ** 0.5, NUM_CLASSES,
                                         generator=torch.Generator().manual_seed(0)))
     kmeans_start = matched_scores(sbm, held_out)
@@ -199,8 +201,8 @@ def test_mask_cell_weights_is_the_covered_fraction_of_each_cell():
     g = torch.Generator().manual_seed(1)
     masks = torch.rand(4, 64, 96, generator=g) > 0.5
     expected = F.adaptive_avg_pool2d(masks[:, None].float(), (8, 12))[:, 0]
-    assert torch.allclose(mask_cell_weights(masks, (8, 12)), expected)
+    assert torch.allclose(mask_cell_weights(MaskSet.from_masks(masks), (8, 12)), expected)
     # A size the grid does not divide: cells of ceil(61 / 8) x ceil(90 / 12) pixels, cut at the border.
     odd = masks[:, :61, :90]
-    weights = mask_cell_weights(odd, (8, 12))
+    weights = mask_cell_weights(MaskSet.from_masks(odd), (8, 12))
     assert torch.isclose(weights[2, 7, 11], odd[2, 56:64, 88:96].float().sum() / 64)

@@ -63,6 +63,9 @@ def test_end_to_end_on_eight_real_frames(tmp_path, fssod_root):
     saved = json.loads((out / "results.json").read_text())
     assert saved["mask_source"] == "superpixel" and saved["split"] == "test"
     assert 0 <= saved["strict"]["miou"] <= 100 and len(saved["strict"]["iou"]) == 11
+    # The SBM's own pseudo-labels are scored too, on masks of all frames added to the cache.
+    assert 0 <= saved["sbm_pseudo_labels"]["miou"] <= 100
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 90
     assert saved == json.loads(json.dumps(results))
     assert "Table 1" in (out / "tables.md").read_text()
 
@@ -84,9 +87,11 @@ def test_label_free_training_never_opens_a_mask_file(tmp_path, fssod_root, monke
     assert not [p for p in opened if "___fuse" in p]
 
 
-def test_supervised_baseline_trains_and_scores(tmp_path):
-    results = train.main([*TINY, "--supervised", "--epochs", "1", "--out", str(tmp_path / "sup")])
+@pytest.mark.parametrize("student", ["unet", "lraspp"])
+def test_supervised_baseline_trains_and_scores(tmp_path, student):
+    results = train.main([*TINY, "--supervised", "--student", student, "--epochs", "1", "--out", str(tmp_path / "sup")])
     assert results["mask_source"] is None and results["mapping"] == list(range(11))
+    assert results["method"].startswith("LRASPP" if student == "lraspp" else "MobileNet-UNet")
 
 
 def test_bad_input_gives_clear_errors(tmp_path):
