@@ -343,6 +343,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
         "lambdas": {n: args[f"lambda_{n}"] for n in ("sbm", "bd", "aug", "self")},
         "seed": args["seed"], "epochs": state["epoch"] + 1, "clusters": k,
         "mapping": mapping.tolist(), "strict": strict,
+        # The train split scored with its own naming: what decisions can be tuned on without the test frames.
+        "train_split": percent(segmentation_scores(remap_confusion(conf_fit, mapping))),
         "per_split": dict(per_split, protocol="channels named on the evaluated split itself (usual unsupervised protocol)"),
         "train_img_per_s": train_img_per_s,
         "sbm_pseudo_labels": None if args["supervised"] else sbm_pseudo_label_scores(state, fit, evaluated, device),

@@ -35,6 +35,7 @@ for group in "$@"; do
     oracle)      run oracle --source oracle ;;
     random-init) run random-init --sbm-init random ;;
     fixed-prototypes) run fixed-prototypes --lambda-self 0 ;;
+    e100)        run soccersam-e100 --epochs 100 ;;
     lraspp)      run supervised-lraspp --supervised --student lraspp
                  run supervised-random-encoder --supervised --encoder random ;;
     lr-paper)    LR=1e-5 run soccersam-lr1e-5 ;;
