@@ -116,7 +116,9 @@ class MaskSet:
 
     def segment_areas(self) -> torch.Tensor:
         """(S,) pixel count of every segment."""
-        return torch.bincount(self.segments[self.segments >= 0], minlength=self.num_segments)
+        # Uncovered pixels go to an extra bin that is dropped; no boolean indexing, so no GPU sync.
+        ids = torch.where(self.segments >= 0, self.segments, self.num_segments).flatten()
+        return torch.zeros(self.num_segments + 1, dtype=torch.int64, device=ids.device).index_add_(0, ids, torch.ones_like(ids))[:-1]
 
     def areas(self) -> torch.Tensor:
         """(N,) pixel count of every mask."""

@@ -40,40 +40,40 @@ BACKBONES = ("efficientnet_lite0", "mobilenet_v3", "random", "sam")
 SAM_INPUT_SIZE = 1024
 
 
-def masked_average_pool(features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """eq. 1, masked average pooling: v_i = 1/|M_i| * sum_{p in M_i} F(p).
+def segment_cell_counts(masks: MaskSet, grid: tuple[int, int]) -> torch.Tensor:
+    """How many pixels of each segment lie in each cell of F's coarser (h, w) grid.
 
-    One region embedding per mask: the mean feature over the mask's pixels.
-    features: (D, H, W); masks: (N, H, W) bool, or float weights in [0, 1] (masks resampled to
-    F's grid by area, see `mask_cell_weights`) -> (N, D).
-    """
-    if features.shape[-2:] != masks.shape[-2:]:
-        raise ValueError(f"features {tuple(features.shape)} and masks {tuple(masks.shape)} differ in H, W")
-    weights = masks.flatten(1).to(features.dtype)
-    areas = weights.sum(dim=1, keepdim=True)
-    if bool((areas == 0).any()):
-        raise ValueError(f"masks {torch.nonzero(areas.squeeze(1) == 0).flatten().tolist()} are empty: "
-                         "drop empty masks before pooling")
-    return weights @ features.flatten(1).T / areas
-
-
-def mask_cell_weights(masks: MaskSet, grid: tuple[int, int]) -> torch.Tensor:
-    """The fraction of each cell of a coarse (h, w) grid that each mask covers: the masks resampled
-    to F's grid by area, the weights with which eq. 1 pools F there.
-
-    masks: MaskSet of N masks on (H, W) -> (N, h, w) float in [0, 1]; a cell spans
-    ceil(H / h) x ceil(W / w) pixels. Pixels are counted once per (segment, cell) pair and the
-    counts summed over each mask's segments, so no (N, H, W) array is ever built.
+    masks: MaskSet on (H, W) -> (S, h * w) float; a cell spans ceil(H / h) x ceil(W / w) pixels.
+    Built by one scatter over the pixels, with no host-device synchronisation: uncovered pixels
+    are counted in an extra bin that is dropped.
     """
     (h, w), (height, width) = grid, masks.segments.shape
     block_h, block_w = -(-height // h), -(-width // w)
-    device = masks.segments.device
+    device, bins = masks.segments.device, masks.num_segments * h * w
     cells = (torch.arange(height, device=device) // block_h)[:, None] * w + torch.arange(width, device=device) // block_w
-    covered = masks.segments >= 0
-    pairs = masks.segments[covered] * (h * w) + cells[covered]
-    counts = torch.bincount(pairs, minlength=masks.num_segments * h * w).view(masks.num_segments, h * w)
-    covered_pixels = masks.membership.float() @ counts.float()
-    return covered_pixels.view(len(masks), h, w) / (block_h * block_w)
+    pairs = torch.where(masks.segments >= 0, masks.segments * (h * w) + cells, bins).flatten()
+    counts = torch.zeros(bins + 1, device=device).index_add_(0, pairs, torch.ones(pairs.shape, device=device))
+    return counts[:-1].view(masks.num_segments, h * w)
+
+
+def masked_average_pool(features: torch.Tensor, masks: MaskSet, cell_counts: torch.Tensor | None = None) -> torch.Tensor:
+    """eq. 1, masked average pooling: v_i = 1/|M_i| * sum_{p in M_i} F(p).
+
+    One region embedding per mask: the mean feature over the mask's pixels. A mask's pixels are
+    its segments' pixels, so F is summed once per segment and the segment sums are added up per
+    mask. F may be coarser than the masks (stride 8): a pixel then takes the feature of the cell
+    it lies in, which is eq. 1 on F upsampled by nearest neighbour, and a small mask (the ball)
+    keeps the features of the cells it touches.
+    features: (D, h, w); masks: MaskSet of N masks on (H, W); cell_counts: `segment_cell_counts`
+    of these masks on this grid, when the caller pools several feature maps -> (N, D).
+    """
+    if cell_counts is None:
+        cell_counts = segment_cell_counts(masks, features.shape[-2:])
+    segment_sums = cell_counts.to(features.dtype) @ features.flatten(1).T
+    membership = masks.membership.to(features.dtype)
+    # MaskSet.from_masks drops empty masks; a hand-made empty one pools to zero instead of dividing by zero.
+    areas = (membership @ cell_counts.sum(dim=1).to(features.dtype)).clamp(min=1)
+    return membership @ segment_sums / areas[:, None]
 
 
 def ensemble_pseudo_logits(mask_logits: torch.Tensor, masks: MaskSet) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,14 +296,8 @@ class SemanticBridgingModule(nn.Module):
         self.prototypes.copy_(F.normalize(centroids.to(self.prototypes), dim=1))
 
     def region_embeddings(self, features: torch.Tensor, masks: MaskSet) -> torch.Tensor:
-        """eq. 1 for one image on F's grid. features: (D, h, w); masks: MaskSet on (H, W) -> (N, D).
-
-        F is coarser than the masks (stride 8). Each mask is resampled to F's grid by area (the
-        fraction of each cell it covers), which is exactly eq. 1 on F upsampled to (H, W) by
-        nearest neighbour, 64x cheaper than pooling at full resolution, and a small mask (the
-        ball) keeps a non-zero weight instead of vanishing as it would under nearest resampling.
-        """
-        return masked_average_pool(features, mask_cell_weights(masks, features.shape[-2:]).to(features.dtype))
+        """eq. 1 for one image on F's grid (stride 8). features: (D, h, w); masks: MaskSet on (H, W) -> (N, D)."""
+        return masked_average_pool(features, masks)
 
     def region_logits(self, images: torch.Tensor, masks: list[MaskSet]) -> list[torch.Tensor]:
         """l_i for every mask of every image: images (B, 3, H, W); masks[b]: MaskSet of N_b -> [(N_b, K)]."""
@@ -342,12 +336,12 @@ class SemanticBridgingModule(nn.Module):
         if sum(len(m) for m in masks) == 0:
             raise ValueError("the SBM objective got no non-empty mask in the batch")
         region_weights = torch.cat([m.areas() for m in masks]) ** settings["area_power"]
-        # Both views share the frames' geometry, so eq. 1's pooling weights are computed once.
-        cell_weights = [mask_cell_weights(m, frozen_1.shape[-2:]) for m in masks]
+        # Both views share the frames' geometry, so eq. 1's pixel counts are computed once.
+        cell_counts = [segment_cell_counts(m, frozen_1.shape[-2:]) for m in masks]
         scores = []
         for frozen in (frozen_1, frozen_2):
             features = self.head(frozen)
-            embeddings = torch.cat([masked_average_pool(f, w.to(f.dtype)) for f, w in zip(features, cell_weights)])
+            embeddings = torch.cat([masked_average_pool(f, m, c) for f, m, c in zip(features, masks, cell_counts)])
             scores.append(self.cluster_scores(embeddings))
         targets = [sinkhorn_knopp(s.detach(), settings["sinkhorn_iters"], settings["sinkhorn_epsilon"],
                                   region_weights.to(s.device)) for s in scores]

@@ -22,14 +22,19 @@ def test_eq1_matches_per_mask_loop():
     features, masks = torch.randn(5, 6, 7, generator=g), random_masks(g, 4, 6, 7)
     expected = torch.stack([torch.stack([features[:, y, x] for y in range(6) for x in range(7) if m[y, x]]).mean(0)
                             for m in masks])
-    assert torch.allclose(masked_average_pool(features, masks), expected, atol=1e-5)
+    assert torch.allclose(masked_average_pool(features, MaskSet.from_masks(masks)), expected, atol=1e-5)
 
 
-def test_eq1_refuses_empty_masks():
-    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
-    masks[0, 1, 1] = True
-    with pytest.raises(ValueError, match="empty"):
-        masked_average_pool(torch.randn(3, 4, 4), masks)
+@pytest.mark.parametrize("size", [(64, 96), (61, 90)])
+def test_eq1_on_a_coarser_grid_pools_each_pixels_cell(size):
+    """F at stride 8: eq. 1 over the pixels, each pixel taking its cell's feature (cells of
+    ceil(H / h) x ceil(W / w) pixels, cut at the border when the grid does not divide the frame)."""
+    g = torch.Generator().manual_seed(1)
+    features, masks = torch.randn(5, 8, 12, generator=g), random_masks(g, 4, *size)
+    block_h, block_w = -(-size[0] // 8), -(-size[1] // 12)
+    upsampled = features.repeat_interleave(block_h, 1).repeat_interleave(block_w, 2)[:, :size[0], :size[1]]
+    expected = torch.stack([upsampled[:, m].mean(dim=1) for m in masks])
+    assert torch.allclose(masked_average_pool(features, MaskSet.from_masks(masks)), expected, atol=1e-5)
 
 
 def test_eq2_averages_overlaps_and_leaves_uncovered_pixels_at_zero():
@@ -195,14 +200,14 @@ def test_kmeans_prototypes_name_regions_before_any_training():
         sbm.set_prototypes(torch.zeros(3, 5))
 
 
-def test_mask_cell_weights_is_the_covered_fraction_of_each_cell():
-    from sbm import mask_cell_weights
+def test_segment_cell_counts_count_each_segments_pixels_per_cell():
+    from sbm import segment_cell_counts
 
     g = torch.Generator().manual_seed(1)
-    masks = torch.rand(4, 64, 96, generator=g) > 0.5
-    expected = F.adaptive_avg_pool2d(masks[:, None].float(), (8, 12))[:, 0]
-    assert torch.allclose(mask_cell_weights(MaskSet.from_masks(masks), (8, 12)), expected)
-    # A size the grid does not divide: cells of ceil(61 / 8) x ceil(90 / 12) pixels, cut at the border.
-    odd = masks[:, :61, :90]
-    weights = mask_cell_weights(MaskSet.from_masks(odd), (8, 12))
-    assert torch.isclose(weights[2, 7, 11], odd[2, 56:64, 88:96].float().sum() / 64)
+    masks = MaskSet.from_masks(torch.rand(4, 61, 90, generator=g) > 0.5)
+    counts = segment_cell_counts(masks, (8, 12))
+    assert torch.equal(counts.sum(dim=1), masks.segment_areas().float())
+    # Cell (7, 11) holds rows 56..60 and columns 88..89: the frame ends inside it.
+    in_cell = masks.segments[56:, 88:]
+    for s in range(masks.num_segments):
+        assert counts[s, 7 * 12 + 11] == (in_cell == s).sum()
