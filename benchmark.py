@@ -485,21 +485,20 @@ def main(argv: list[str] | None = None) -> dict:
         # Let cuDNN pick the fastest algorithm for each shape (during the warm-up), as any speed reference does.
         torch.backends.cudnn.benchmark = True
     results, rows = environment(args, device), []
-    for section, run in (("inference", benchmark_inference), ("training", benchmark_training)):
-        if section not in args.skip:
-            section_rows, summary = run(args, device)
-            rows += section_rows
-            results.update(summary)
+    runs = [run for section, run in (("inference", benchmark_inference), ("training", benchmark_training))
+            if section not in args.skip]
     if not {"superpixel", "sam"} <= set(args.skip):
-        section_rows, summary = benchmark_mask_sources(args, device)
+        runs.append(benchmark_mask_sources)
+    for run in runs:
+        section_rows, summary = run(args, device)
         rows += section_rows
-        results.update(summary)
+        results.update(summary, rows=rows)
+        # Written after every section, so a run cut short keeps what it measured.
+        write_json(args.out, results)
 
     print(f"\n{results['device_name']} ({args.device}), torch {torch.__version__}, {args.size[0]} x {args.size[1]}, "
           f"median of {args.repeats} after {args.warmup} warm-up calls")
     print_table(rows)
-    results["rows"] = rows
-    write_json(args.out, results)
     print(f"\nwrote {args.out}")
     return results
 

@@ -357,6 +357,12 @@ def _frame_path(cache_dir: str, name: str) -> str:
     return os.path.join(cache_dir, name + ".npz")
 
 
+def missing_frames(cache_dir: str, names: Sequence[str]) -> list[str]:
+    """The names among `names` whose masks are not in cache_dir yet (all of them when there is no
+    cache): callers build the teacher only when this is not empty, so a complete cache never loads SAM."""
+    return [name for name in names if not os.path.isfile(_frame_path(str(cache_dir), name))]
+
+
 def _write_atomically(path: str, data: bytes) -> None:
     temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:

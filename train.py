@@ -34,7 +34,7 @@ import evaluate
 from data import NUM_CLASSES, open_dataset
 from losses import (augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
                     sbm_consistency_loss, total_loss)
-from sam_teacher import MaskCache, MaskSet, build_cache, make_teacher
+from sam_teacher import MaskCache, MaskSet, build_cache, make_teacher, missing_frames
 from sbm import SemanticBridgingModule, cluster_means, spherical_kmeans
 from student import build_student
 
@@ -159,18 +159,26 @@ def training_frames(args: argparse.Namespace, labels: bool = False) -> Dataset:
 
 
 def mask_cache(args: argparse.Namespace, rank: int, world: int) -> MaskCache:
-    """Opens the teacher's cache, building it first on rank 0 when it is missing (SPEC point 4).
+    """Opens the teacher's cache, building it first on rank 0 when frames are missing (SPEC point 4).
 
-    build_cache skips frames already done and refuses a folder made with other teacher settings,
-    so a cache is never a mix of two mask sources.
+    The teacher is built only then: once the cache holds every training frame, training never
+    loads SAM. build_cache skips frames already done and refuses a folder made with other teacher
+    settings, so a cache is never a mix of two mask sources.
     """
-    if rank == 0:
+    # The oracle is the one source that reads the ground truth: it is the analysis-only bound.
+    frames = training_frames(args, labels=(args.source == "oracle"))
+    if rank == 0 and missing_frames(args.cache, frame_names(frames)):
         teacher = make_teacher(args.source, checkpoint=args.sam_checkpoint, device=args.device,
                                **({"model_type": args.sam_model} if args.source == "sam" else {}))
-        # The oracle is the one source that reads the ground truth: it is the analysis-only bound.
-        build_cache(training_frames(args, labels=(args.source == "oracle")), teacher, args.cache)
+        build_cache(frames, teacher, args.cache)
     barrier(world)
     return MaskCache(args.cache, expected_settings={"source": args.source, "image_size": list(args.size)})
+
+
+def frame_names(frames: Dataset) -> list[str]:
+    if isinstance(frames, torch.utils.data.Subset):
+        return [frames.dataset.names[i] for i in frames.indices]
+    return list(frames.names)
 
 
 # ----------------------------------------------------------------------------------------------

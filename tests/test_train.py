@@ -70,6 +70,18 @@ def test_end_to_end_on_eight_real_frames(tmp_path, fssod_root):
     assert "Table 1" in (out / "tables.md").read_text()
 
 
+def test_a_complete_cache_never_builds_the_teacher(tmp_path, monkeypatch):
+    common = [*TINY, "--epochs", "1", "--cache", str(tmp_path / "cache")]
+    train.main([*common, "--out", str(tmp_path / "first")])
+
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher was built although the cache holds every frame")
+
+    monkeypatch.setattr(train, "make_teacher", no_teacher)
+    monkeypatch.setattr("sam_teacher.make_teacher", no_teacher)
+    train.main([*common, "--out", str(tmp_path / "second")])
+
+
 def test_label_free_training_never_opens_a_mask_file(tmp_path, fssod_root, monkeypatch):
     opened = []
     real_open = builtins.open
