@@ -20,7 +20,14 @@ clustering needs features that already separate a referee from a player: a rando
 trained this way did not clear the naive floors (SPEC), while k-means on frozen pretrained
 features did. So the trainer starts the prototypes from spherical k-means on the region
 embeddings of the training frames (`spherical_kmeans`, still label-free) and the head as the
-identity: step 0 is that floor, and swapped prediction refines it. Clusters are named later by Hungarian matching at evaluation (SPEC point 2).
+identity: step 0 is that floor. On FSSOD, swapped prediction then lowers the pseudo-labels' score
+(23.0 mIoU at the k-means start, 16-19 after 300 steps; RESULTS.md), we think because balancing
+clusters over regions splits the grass and merges the small classes. `--lambda-self 0` keeps the
+k-means start. Clusters are named later by Hungarian matching at evaluation (SPEC point 2).
+
+The masks arrive as a `MaskSet` (sam_teacher.py): the segments they cut the frame into and which
+mask covers which segment. Eqs. 1 and 2 are sums over masks' pixels and averages over a pixel's
+masks, so both are computed once per segment and never touch N dense (H, W) masks.
 
 `forward` returns the pseudo logits with their graph: whether the student's eq. 4 also trains the
 SBM is the trainer's choice (it detaches when it does not want that).
