@@ -276,7 +276,9 @@ def sbm_pseudo_label_scores(state: dict, fit, evaluated, device: str) -> dict:
 
     conf_fit, _ = predict_split(predict, fit, k, device)
     conf, _ = predict_split(predict, evaluated, k, device)
-    return percent(segmentation_scores(remap_confusion(conf, name_channels(conf_fit, supervised=False))))
+    mapping = name_channels(conf_fit, supervised=False)
+    return dict(percent(segmentation_scores(remap_confusion(conf, mapping))),
+                train_split_miou=percent(segmentation_scores(remap_confusion(conf_fit, mapping)))["miou"])
 
 
 def name_channels(conf: np.ndarray, supervised: bool) -> np.ndarray:
