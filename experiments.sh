@@ -4,6 +4,7 @@
 # GROUPs: main (SoccerSAM, seeds $SEEDS, default 0 1 2), seedN (one seed), k40 (40 clusters, majority
 # naming), supervised, ablations (or wo-sbm, wo-bd, wo-aug), oracle, random-init (SBM prototypes
 # not started from k-means), fixed-prototypes (no SBM objective: the k-means prototypes stay as they start),
+# e100 (100 epochs), marginal-start (Sinkhorn balances clusters to the k-means start's masses, not equally),
 # lr-paper (the paper's lr 1e-5), prior (labelled SBM prior; needs supervised), lraspp (supervised
 # LRASPP-MobileNetV3 and, for a fair comparison, the supervised student with a random-init encoder).
 # Every run writes RUNS/NAME/{checkpoint.pt,results.json,classwise_iou.png,qualitative.png,tables.md};
@@ -36,6 +37,7 @@ for group in "$@"; do
     random-init) run random-init --sbm-init random ;;
     fixed-prototypes) run fixed-prototypes --lambda-self 0 ;;
     e100)        run soccersam-e100 --epochs 100 ;;
+    marginal-start) run marginal-start --sbm-marginal start ;;
     lraspp)      run supervised-lraspp --supervised --student lraspp
                  run supervised-random-encoder --supervised --encoder random ;;
     lr-paper)    LR=1e-5 run soccersam-lr1e-5 ;;

@@ -22,8 +22,10 @@ features did. So the trainer starts the prototypes from spherical k-means on the
 embeddings of the training frames (`spherical_kmeans`, still label-free) and the head as the
 identity: step 0 is that floor. On FSSOD, swapped prediction then lowers the pseudo-labels' score
 (23.0 mIoU at the k-means start, 16-19 after 300 steps; RESULTS.md), we think because balancing
-clusters over regions splits the grass and merges the small classes. `--lambda-self 0` keeps the
-k-means start. Clusters are named later by Hungarian matching at evaluation (SPEC point 2).
+clusters over regions splits the grass and merges the small classes: balancing the clusters to
+the masses they start with (`set_prototypes(..., cluster_masses)`, `train.py --sbm-marginal start`)
+loses less (20.2), and `--lambda-self 0` keeps the k-means start. Clusters are named later by
+Hungarian matching at evaluation (SPEC point 2).
 
 The masks arrive as a `MaskSet` (sam_teacher.py): the segments they cut the frame into and which
 mask covers which segment. Eqs. 1 and 2 are sums over masks' pixels and averages over a pixel's
@@ -100,23 +102,28 @@ def ensemble_pseudo_logits(mask_logits: torch.Tensor, masks: MaskSet) -> tuple[t
 
 @torch.no_grad()
 def sinkhorn_knopp(scores: torch.Tensor, n_iters: int = 3, epsilon: float = 0.05,
-                   region_weights: torch.Tensor | None = None) -> torch.Tensor:
+                   region_weights: torch.Tensor | None = None,
+                   cluster_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Balanced soft cluster assignments (SwAV): Q proportional to exp(scores / epsilon), scaled so
-    that every cluster gets the same total mass and region i gets mass region_weights[i].
+    that cluster k gets total mass cluster_weights[k] (SwAV: the same for all) and region i gets
+    mass region_weights[i].
 
-    scores: (R, K) similarities of R regions to K prototypes; region_weights: (R,) >= 0, default
-    uniform -> Q: (R, K), each row a distribution over clusters.
+    scores: (R, K) similarities of R regions to K prototypes; region_weights: (R,) >= 0 and
+    cluster_weights: (K,) >= 0, each default uniform -> Q: (R, K), each row a distribution over clusters.
     """
     # Float32 whatever the autocast dtype: exp(score / 0.05) overflows or rounds badly in half precision.
     scores = scores.float()
     num_regions, num_clusters = scores.shape
     if region_weights is None:
         region_weights = scores.new_ones(num_regions)
+    if cluster_weights is None:
+        cluster_weights = scores.new_ones(num_clusters)
     row_marginal = (region_weights / region_weights.sum()).to(scores.dtype)
+    column_marginal = (cluster_weights / cluster_weights.sum()).to(scores.dtype)
     q = torch.exp((scores - scores.max()) / epsilon)
     q = q / q.sum()
     for _ in range(n_iters):
-        q = q / q.sum(dim=0, keepdim=True).clamp(min=1e-30) / num_clusters
+        q = q / q.sum(dim=0, keepdim=True).clamp(min=1e-30) * column_marginal[None, :]
         q = q / q.sum(dim=1, keepdim=True).clamp(min=1e-30) * row_marginal[:, None]
     return q / q.sum(dim=1, keepdim=True).clamp(min=1e-30)
 
@@ -257,12 +264,15 @@ class SemanticBridgingModule(nn.Module):
         feature_dim = sum(self.backbone.channels[level] for level in self.feature_levels)
         # The light trainable head: a 1 x 1 convolution that starts as the identity, so that at
         # step 0 F *is* the pretrained feature map and the k-means prototypes fit on it
-        # (`set_prototypes`) already name regions as well as k-means does; the objective refines both.
+        # (`set_prototypes`) already name regions as well as k-means does; the objective then trains both.
         self.head = nn.Conv2d(feature_dim, feature_dim, 1)
         with torch.no_grad():
             self.head.weight.copy_(torch.eye(feature_dim)[:, :, None, None])
             self.head.bias.zero_()
         self.prototypes = nn.Parameter(F.normalize(torch.randn(num_clusters, feature_dim), dim=1))
+        # The share of region mass Sinkhorn gives each cluster: SwAV's equipartition unless
+        # `set_prototypes` is told the masses the starting clusters hold.
+        self.register_buffer("cluster_marginal", torch.full((num_clusters,), 1 / num_clusters))
 
     def train(self, mode: bool = True) -> "SemanticBridgingModule":
         """The frozen backbone stays in eval mode: its BatchNorm statistics must not drift."""
@@ -296,11 +306,17 @@ class SemanticBridgingModule(nn.Module):
         return F.normalize(embeddings, dim=1) @ F.normalize(self.prototypes, dim=1).T
 
     @torch.no_grad()
-    def set_prototypes(self, centroids: torch.Tensor) -> None:
-        """Start the classifier from given cluster centres (k-means, or a labelled prior), (K, D)."""
+    def set_prototypes(self, centroids: torch.Tensor, cluster_masses: torch.Tensor | None = None) -> None:
+        """Start the classifier from given cluster centres (k-means, or a labelled prior), (K, D).
+
+        cluster_masses: (K,) >= 0, the region mass each starting cluster holds; when given, the
+        objective's Sinkhorn keeps these proportions instead of equal ones.
+        """
         if centroids.shape != self.prototypes.shape:
             raise ValueError(f"need {tuple(self.prototypes.shape)} centroids, got {tuple(centroids.shape)}")
         self.prototypes.copy_(F.normalize(centroids.to(self.prototypes), dim=1))
+        if cluster_masses is not None:
+            self.cluster_marginal.copy_(cluster_masses.to(self.cluster_marginal) / cluster_masses.sum())
 
     def region_embeddings(self, features: torch.Tensor, masks: MaskSet) -> torch.Tensor:
         """eq. 1 for one image on F's grid (stride 8). features: (D, h, w); masks: MaskSet on (H, W) -> (N, D)."""
@@ -351,7 +367,7 @@ class SemanticBridgingModule(nn.Module):
             embeddings = torch.cat([masked_average_pool(f, m, c) for f, m, c in zip(features, masks, cell_counts)])
             scores.append(self.cluster_scores(embeddings))
         targets = [sinkhorn_knopp(s.detach(), settings["sinkhorn_iters"], settings["sinkhorn_epsilon"],
-                                  region_weights.to(s.device)) for s in scores]
+                                  region_weights.to(s.device), self.cluster_marginal) for s in scores]
         log_predictions = [F.log_softmax(s / settings["temperature"], dim=1) for s in scores]
         loss = -((targets[0] * log_predictions[1]).sum(dim=1) + (targets[1] * log_predictions[0]).sum(dim=1))
         return loss.mean() / 2

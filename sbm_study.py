@@ -22,11 +22,12 @@ from data import open_dataset
 from sam_teacher import MaskCache
 from sbm import SemanticBridgingModule, photometric_jitter
 
-VARIANTS = {  # name -> (train the objective?, area_power of the Sinkhorn marginal)
-    "k-means start, no objective": (False, 0.5),
-    "swapped prediction, regions weighted by area^0 (uniform over regions)": (True, 0.0),
-    "swapped prediction, area^0.5 (train.py's default)": (True, 0.5),
-    "swapped prediction, area^1 (uniform over pixels)": (True, 1.0),
+VARIANTS = {  # name -> (train the objective?, area_power of the Sinkhorn marginal, keep the start's cluster masses?)
+    "k-means start, no objective": (False, 0.5, False),
+    "swapped prediction, regions weighted by area^0 (uniform over regions)": (True, 0.0, False),
+    "swapped prediction, area^0.5 (train.py's default)": (True, 0.5, False),
+    "swapped prediction, area^1 (uniform over pixels)": (True, 1.0, False),
+    "swapped prediction, area^0.5, clusters balanced to the k-means start's masses": (True, 0.5, True),
 }
 
 
@@ -63,12 +64,12 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         views = jittered_views(base, frames, a.views, generator)
         print(f"frozen features of {a.views} views x {len(frames)} frames: {time.perf_counter() - t0:.0f} s")
-        start = train.initial_prototypes(base, train.FramesWithMasks(frames, cache), run_args, torch.device("cpu"))
+        start, masses = train.initial_prototypes(base, train.FramesWithMasks(frames, cache), run_args, torch.device("cpu"))
     rows = []
-    for name, (trains, area_power) in VARIANTS.items():
+    for name, (trains, area_power, keep_masses) in VARIANTS.items():
         sbm = SemanticBridgingModule(num_clusters=11, area_power=area_power)
         sbm.load_state_dict(base.state_dict())
-        sbm.set_prototypes(start)
+        sbm.set_prototypes(start, masses if keep_masses else None)
         t0 = time.perf_counter()
         if trains:
             optimizer = torch.optim.AdamW([q for q in sbm.parameters() if q.requires_grad], lr=1e-3, eps=1e-8, weight_decay=5e-4)

@@ -71,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="let eq. 4 train the SBM too (default: y_hat is a fixed target for the student)")
     p.add_argument("--sbm-init", default="kmeans", choices=["kmeans", "random"],
                    help="SBM prototypes start from k-means on the train frames' region embeddings (label-free) or at random")
+    p.add_argument("--sbm-marginal", default="uniform", choices=["uniform", "start"],
+                   help="cluster masses Sinkhorn balances to: equal (SwAV) or those of the starting prototypes")
     p.add_argument("--sbm-prior", metavar="CHECKPOINT",
                    help="ANALYSIS ONLY, uses labels: start the SBM's prototypes from the classes a supervised "
                         "run's student (its checkpoint.pt) predicts on the train frames (SPEC point 7)")
@@ -214,8 +216,9 @@ def soccersam_losses(student: nn.Module, sbm_step: nn.Module, images: torch.Tens
 
 @torch.no_grad()
 def initial_prototypes(sbm: SemanticBridgingModule, dataset: FramesWithMasks, args: argparse.Namespace,
-                       device: torch.device) -> torch.Tensor:
-    """Where the SBM's classifier starts: K centres of the region embeddings of all training frames.
+                       device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the SBM's classifier starts: K centres of the region embeddings of all training frames,
+    and the region mass (the same area ** area_power weights) nearest to each centre.
 
     Label-free (the default): spherical k-means, regions weighted by area ** area_power as in the
     objective. With --sbm-prior (analysis only): each region's class is the supervised student's
@@ -241,11 +244,13 @@ def initial_prototypes(sbm: SemanticBridgingModule, dataset: FramesWithMasks, ar
                                               minlength=masks.num_segments * NUM_CLASSES)
             mask_votes = masks.membership.float() @ pixels_per_class.view(-1, NUM_CLASSES).float()
             classes.append(mask_votes.argmax(dim=1))
-    embeddings, weights = torch.cat(embeddings), torch.cat(weights)
+    embeddings, weights = F.normalize(torch.cat(embeddings), dim=1), torch.cat(weights)
     if prior is not None:
-        return cluster_means(F.normalize(embeddings, dim=1), weights, torch.cat(classes), NUM_CLASSES)
-    return spherical_kmeans(embeddings, weights, sbm.num_clusters,
-                            generator=torch.Generator().manual_seed(args.seed))
+        centres = cluster_means(embeddings, weights, torch.cat(classes), NUM_CLASSES)
+    else:
+        centres = spherical_kmeans(embeddings, weights, sbm.num_clusters, generator=torch.Generator().manual_seed(args.seed))
+    nearest = (embeddings @ centres.T).argmax(dim=1)
+    return centres, torch.zeros(len(centres), device=weights.device).index_add_(0, nearest, weights)
 
 
 def supervised_losses(student: nn.Module, images: torch.Tensor, label: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -346,7 +351,8 @@ def main(argv=None) -> dict | None:
     elif sbm is not None and rank == 0 and (args.sbm_init == "kmeans" or args.sbm_prior):
         # Rank 0 alone: DDP copies rank 0's parameters to every rank when it wraps the SBM below.
         t0 = time.perf_counter()
-        sbm.set_prototypes(initial_prototypes(sbm, dataset, args, device))
+        centres, masses = initial_prototypes(sbm, dataset, args, device)
+        sbm.set_prototypes(centres, masses if args.sbm_marginal == "start" else None)
         print(f"SBM prototypes from {'the labelled prior ' + args.sbm_prior if args.sbm_prior else 'k-means (label-free)'}"
               f" on the region embeddings of {len(dataset)} train frames ({time.perf_counter() - t0:.1f} s)")
 

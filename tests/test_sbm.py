@@ -61,6 +61,10 @@ def test_sinkhorn_balances_clusters_and_follows_region_weights():
     assert torch.allclose(q.sum(1), torch.ones(40), atol=1e-5)
     cluster_mass = (q * (weights / weights.sum())[:, None]).sum(0)
     assert torch.allclose(cluster_mass, torch.full((5,), 0.2), atol=1e-3)
+    # Given cluster weights, the cluster masses follow them instead of being equal.
+    wanted = torch.tensor([0.5, 0.2, 0.1, 0.1, 0.1])
+    q = sinkhorn_knopp(scores, n_iters=50, epsilon=0.5, region_weights=weights, cluster_weights=wanted)
+    assert torch.allclose((q * (weights / weights.sum())[:, None]).sum(0), wanted, atol=1e-3)
 
 
 def test_photometric_jitter_keeps_range_and_changes_colours():

@@ -70,6 +70,12 @@ def test_end_to_end_on_eight_real_frames(tmp_path, fssod_root):
     assert "Table 1" in (out / "tables.md").read_text()
 
 
+def test_sbm_marginal_start_keeps_the_kmeans_cluster_masses(tmp_path):
+    train.main([*TINY, "--epochs", "1", "--sbm-marginal", "start", "--out", str(tmp_path / "run")])
+    marginal = state_of(tmp_path / "run")["sbm"]["cluster_marginal"]
+    assert torch.isclose(marginal.sum(), torch.tensor(1.0)) and marginal.max() > 2 * marginal.min()
+
+
 def test_a_complete_cache_never_builds_the_teacher(tmp_path, monkeypatch):
     common = [*TINY, "--epochs", "1", "--cache", str(tmp_path / "cache")]
     train.main([*common, "--out", str(tmp_path / "first")])
