@@ -11,8 +11,8 @@ SAM is frozen, so its masks never change during training: we compute them once p
 store them in a cache folder (one `<frame name>.npz` per frame, written atomically, so an
 interrupted run resumes where it stopped). A frame's masks are stored as a `MaskSet`: the pieces
 (segments) the masks cut the frame into, and which mask covers which piece. That form is 200x
-smaller than N dense masks and lets the SBM compute eqs. 1 and 2 once per segment (sbm.py). Training reads the cache through `MaskCache` and
-never loads SAM. Three mask sources fill the cache, and every result must say which one it used:
+smaller than N dense masks and lets the SBM compute eqs. 1 and 2 once per segment (sbm.py).
+Training reads the cache through `MaskCache` and never loads SAM. Three mask sources fill the cache, and every result must say which one it used:
 - "sam": segment-anything with an official checkpoint, the paper's teacher. Without a checkpoint
   it runs with random weights, which is only good for tests and timing.
 - "superpixel": scikit-image graph-based regions (felzenszwalb, or slic), our stand-in when no SAM
@@ -21,7 +21,8 @@ never loads SAM. Three mask sources fill the cache, and every result must say wh
 - "oracle": connected components of the ground-truth class regions with the class ids dropped.
   It reads labels, so it is for analysis only: an upper bound on what perfect SAM masks would give.
 
-Build a cache:  python sam_teacher.py --data ../shared/fssod/images --split train --source superpixel --out cache/superpixel_train
+Build a cache (train.py's default folder for these frames and this source):
+    python sam_teacher.py --data ../shared/fssod --split all --source superpixel --out cache/fssod-superpixel-416x608
 """
 
 import argparse
