@@ -229,6 +229,13 @@ PAPER_TABLE_2 = [("SoccerSAM w/o L_sbm", 88.37, 93.54), ("SoccerSAM w/o L_bd", 8
 SMALL_CLASSES = (1, 4, 7, 8)  # referee, ball, goalkeepers: where label-free methods fail
 
 
+def labelled_splits(data: str | Path, split: str, size: tuple[int, int], num_synthetic: int = 48):
+    """The two labelled splits of the strict protocol: the train split, where the channel names are
+    fitted and then frozen, and `split`, the one scored. Labels are opened here and nowhere in training."""
+    return (open_dataset(data, "train", size, labels=True, num_synthetic=num_synthetic),
+            open_dataset(data, split, size, labels=True, num_synthetic=num_synthetic))
+
+
 @torch.no_grad()
 def predict_split(predict, dataset, num_predicted: int, device: str, keep: int = 0):
     """Confusion matrix (C, K) of the argmax channels of `predict(batch) -> logits (B, K, H, W)` over
@@ -318,9 +325,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     student.load_state_dict(state["student"])
     student.to(device).eval()
 
-    # Strict protocol: the channel names are fitted on the train split and then frozen.
-    fit = open_dataset(data, "train", size, labels=True, num_synthetic=args["num_synthetic"])
-    evaluated = open_dataset(data, split, size, labels=True, num_synthetic=args["num_synthetic"])
+    fit, evaluated = labelled_splits(data, split, size, args["num_synthetic"])
+
     def predict(batch: dict) -> torch.Tensor:
         return student(batch["image"].to(device))
 

@@ -55,8 +55,7 @@ def main(argv=None) -> None:
     cache = MaskCache(a.cache)
     frames = open_dataset(a.data, "train", tuple(a.size))
     masks = [cache.load(name)[0] for name in frames.names]
-    fit = open_dataset(a.data, "train", tuple(a.size), labels=True)
-    test = open_dataset(a.data, "test", tuple(a.size), labels=True)
+    fit, test = evaluate.labelled_splits(a.data, "test", tuple(a.size))
     run_args = train.parse_args(["--data", a.data, "--cache", a.cache, "--size", *map(str, a.size), "--seed", str(a.seed)])
 
     base = SemanticBridgingModule(num_clusters=11)
