@@ -358,9 +358,11 @@ class SemanticBridgingModule(nn.Module):
         settings = self.objective_settings
         if sum(len(m) for m in masks) == 0:
             raise ValueError("the SBM objective got no non-empty mask in the batch")
-        region_weights = torch.cat([m.areas() for m in masks]) ** settings["area_power"]
-        # Both views share the frames' geometry, so eq. 1's pixel counts are computed once.
+        # Both views share the frames' geometry, so eq. 1's pixel counts are computed once; summed
+        # over cells they are the segments' areas, which give the masks' areas.
         cell_counts = [segment_cell_counts(m, frozen_1.shape[-2:]) for m in masks]
+        areas = torch.cat([m.membership.float() @ c.sum(dim=1) for m, c in zip(masks, cell_counts)])
+        region_weights = areas ** settings["area_power"]
         scores = []
         for frozen in (frozen_1, frozen_2):
             features = self.head(frozen)
