@@ -41,13 +41,13 @@ from typing import Callable, Iterator, NamedTuple
 import torch
 import torchvision
 from torch import nn
-from torchvision.models.segmentation import fcn_resnet50, lraspp_mobilenet_v3_large
+from torchvision.models.segmentation import fcn_resnet50
 
 import train
 from data import NUM_CLASSES, SyntheticScenes, make_scene
 from sam_teacher import MaskSet, SamTeacher, SuperpixelTeacher, build_cache
 from sbm import SemanticBridgingModule, ensemble_pseudo_logits
-from student import MobileNetUNet
+from student import LRASPPBaseline, MobileNetUNet
 
 SECTIONS = ("inference", "training", "superpixel", "sam")
 # Defaults that depend on the run: a full GPU run, a (slow) full CPU run, and --quick for CI.
@@ -162,7 +162,7 @@ def failure(error: Exception) -> str:
 # 1-2. Inference: the student against torchvision's LRASPP and FCN, in every precision variant.
 
 class OutputOnly(nn.Module):
-    """torchvision's segmentation models return {"out": logits, ...}: keep the logits (B, C, H, W)."""
+    """torchvision's FCN returns {"out": logits, ...}: keep the logits (B, C, H, W)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -183,16 +183,15 @@ def inference_models(num_classes: int) -> dict[str, Callable[[], nn.Module]]:
     """Builders, so that only one model (and its copies) is in memory at a time."""
     return {
         "student": lambda: MobileNetUNet(num_outputs=num_classes),
-        "lraspp": lambda: OutputOnly(lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)),
+        "lraspp": lambda: LRASPPBaseline(num_outputs=num_classes),  # the one `train.py --student lraspp` trains
         "fcn": lambda: OutputOnly(fcn_resnet50(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)),
     }
 
 
-def describe(name: str, model: nn.Module) -> str:
-    if isinstance(model, MobileNetUNet):
+def describe(model: nn.Module) -> str:
+    if isinstance(model, (MobileNetUNet, LRASPPBaseline)):
         return model.describe()
-    title = {"lraspp": "LRASPP-MobileNetV3-Large", "fcn": "FCN-ResNet50"}[name]
-    return f"torchvision {title}, random weights: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters"
+    return f"torchvision FCN-ResNet50, random weights: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters"
 
 
 def inference_variants(device: torch.device, with_compile: bool) -> list[Variant]:
@@ -238,7 +237,7 @@ def benchmark_inference(args: argparse.Namespace, device: torch.device) -> tuple
     rows, times, summary = [], {}, {}
     for name, build in inference_models(NUM_CLASSES).items():
         base = build()
-        summary[f"{name}_description"] = describe(name, base)
+        summary[f"{name}_description"] = describe(base)
         for variant in inference_variants(device, args.compile):
             model = prepare(base, variant, device, args.compile_mode)
             for batch in args.batch_sizes:
