@@ -41,6 +41,7 @@ import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from scipy.cluster.hierarchy import fcluster, linkage
 
 from sam_teacher import MaskSet
 from student import MobileNetEncoder
@@ -161,6 +162,27 @@ def spherical_kmeans(points: torch.Tensor, weights: torch.Tensor, k: int, iters:
     for _ in range(iters):
         centroids = cluster_means(points, weights, (points @ centroids.T).argmax(dim=1), k)
     return centroids
+
+
+def merged_kmeans(points: torch.Tensor, weights: torch.Tensor, k: int, over_clusters: int,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Over-cluster, then merge: spherical k-means into `over_clusters` centres, joined into k groups
+    by average-linkage agglomerative clustering of the centres (cosine distance), each group's
+    centre the weighted mean of its points. Still label-free.
+
+    Why: k-means with k = 11 spends its clusters on the variety inside the big classes (grass in sun
+    and shade, the stands' many colours) and merges the players. Many small clusters cut finer, and
+    merging the nearest ones joins grass to grass before it joins grass to a shirt. On FSSOD it
+    scores 23.2 ± 0.2 mIoU on the train split against 19.9 ± 1.3 for plain k-means (RESULTS.md).
+    points: (R, D); weights: (R,) >= 0 -> centroids (k, D) unit.
+    """
+    if over_clusters < k:
+        raise ValueError(f"merged_kmeans needs over_clusters >= k, got {over_clusters} < {k}")
+    points = F.normalize(points.float(), dim=1)
+    fine = spherical_kmeans(points, weights, over_clusters, generator=generator)
+    tree = linkage(fine.cpu().double().numpy(), method="average", metric="cosine")
+    group_of_fine = torch.as_tensor(fcluster(tree, k, criterion="maxclust") - 1, dtype=torch.long, device=points.device)
+    return cluster_means(points, weights.float(), group_of_fine[(points @ fine.T).argmax(dim=1)], k)
 
 
 def photometric_jitter(images: torch.Tensor, brightness: float, contrast: float, saturation: float,

@@ -22,12 +22,14 @@ from data import open_dataset
 from sam_teacher import MaskCache
 from sbm import SemanticBridgingModule, photometric_jitter
 
-VARIANTS = {  # name -> (train the objective?, area_power of the Sinkhorn marginal, keep the start's cluster masses?)
-    "k-means start, no objective": (False, 0.5, False),
-    "swapped prediction, regions weighted by area^0 (uniform over regions)": (True, 0.0, False),
-    "swapped prediction, area^0.5 (train.py's default)": (True, 0.5, False),
-    "swapped prediction, area^1 (uniform over pixels)": (True, 1.0, False),
-    "swapped prediction, area^0.5, clusters balanced to the k-means start's masses": (True, 0.5, True),
+VARIANTS = {  # name -> (train.py --sbm-init, train the objective?, area_power of the Sinkhorn marginal,
+    #                  keep the start's cluster masses?)
+    "k-means start, no objective": ("kmeans", False, 0.5, False),
+    "40 k-means centres merged into 11 (--sbm-init kmeans-merge), no objective": ("kmeans-merge", False, 0.5, False),
+    "swapped prediction, regions weighted by area^0 (uniform over regions)": ("kmeans", True, 0.0, False),
+    "swapped prediction, area^0.5 (train.py's default)": ("kmeans", True, 0.5, False),
+    "swapped prediction, area^1 (uniform over pixels)": ("kmeans", True, 1.0, False),
+    "swapped prediction, area^0.5, clusters balanced to the k-means start's masses": ("kmeans", True, 0.5, True),
 }
 
 
@@ -63,11 +65,14 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         views = jittered_views(base, frames, a.views, generator)
         print(f"frozen features of {a.views} views x {len(frames)} frames: {time.perf_counter() - t0:.0f} s")
-        start, masses = train.initial_prototypes(base, train.FramesWithMasks(frames, cache), run_args, torch.device("cpu"))
+        starts = {init: train.initial_prototypes(base, train.FramesWithMasks(frames, cache),
+                                                 argparse.Namespace(**{**vars(run_args), "sbm_init": init}), torch.device("cpu"))
+                  for init in sorted({variant[0] for variant in VARIANTS.values()})}
     rows = []
-    for name, (trains, area_power, keep_masses) in VARIANTS.items():
+    for name, (init, trains, area_power, keep_masses) in VARIANTS.items():
         sbm = SemanticBridgingModule(num_clusters=11, area_power=area_power)
         sbm.load_state_dict(base.state_dict())
+        start, masses = starts[init]
         sbm.set_prototypes(start, masses if keep_masses else None)
         t0 = time.perf_counter()
         if trains:
@@ -81,7 +86,7 @@ def main(argv=None) -> None:
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-        state = {"args": vars(run_args), "sbm": sbm.state_dict()}
+        state = {"args": {**vars(run_args), "sbm_init": init}, "sbm": sbm.state_dict()}
         scores = evaluate.sbm_pseudo_label_scores(state, fit, test, "cpu")
         rows.append((name, scores["miou"], scores["fwiou"], scores["train_split_miou"]))
         print(f"{name}: test strict mIoU {scores['miou']:.2f} FWIoU {scores['fwiou']:.2f}, "

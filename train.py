@@ -35,7 +35,7 @@ from data import NUM_CLASSES, open_dataset
 from losses import (augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
                     sbm_consistency_loss, total_loss)
 from sam_teacher import MaskCache, MaskSet, build_cache, make_teacher, missing_frames
-from sbm import SemanticBridgingModule, cluster_means, spherical_kmeans
+from sbm import SemanticBridgingModule, cluster_means, merged_kmeans, spherical_kmeans
 from student import build_student
 
 
@@ -69,8 +69,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="weight of the SBM's label-free self-labelling objective (SPEC point 1)")
     p.add_argument("--sbm-from-student", action="store_true",
                    help="let eq. 4 train the SBM too (default: y_hat is a fixed target for the student)")
-    p.add_argument("--sbm-init", default="kmeans", choices=["kmeans", "random"],
-                   help="SBM prototypes start from k-means on the train frames' region embeddings (label-free) or at random")
+    p.add_argument("--sbm-init", default="kmeans", choices=["kmeans", "kmeans-merge", "random"],
+                   help="SBM prototypes start from k-means on the train frames' region embeddings (label-free), "
+                        "from --sbm-over-clusters k-means centres merged into --clusters groups (label-free), or at random")
+    p.add_argument("--sbm-over-clusters", type=int, default=40, help="k-means centres before merging (--sbm-init kmeans-merge)")
     p.add_argument("--sbm-marginal", default="uniform", choices=["uniform", "start"],
                    help="cluster masses Sinkhorn balances to: equal (SwAV) or those of the starting prototypes")
     p.add_argument("--sbm-prior", metavar="CHECKPOINT",
@@ -221,7 +223,8 @@ def initial_prototypes(sbm: SemanticBridgingModule, dataset: FramesWithMasks, ar
     and the region mass (the same area ** area_power weights) nearest to each centre.
 
     Label-free (the default): spherical k-means, regions weighted by area ** area_power as in the
-    objective. With --sbm-prior (analysis only): each region's class is the supervised student's
+    objective; with --sbm-init kmeans-merge, more k-means centres merged into K groups (`merged_kmeans`).
+    With --sbm-prior (analysis only): each region's class is the supervised student's
     majority prediction over it, and the centres are the class means.
     """
     prior = None
@@ -247,6 +250,9 @@ def initial_prototypes(sbm: SemanticBridgingModule, dataset: FramesWithMasks, ar
     embeddings, weights = F.normalize(torch.cat(embeddings), dim=1), torch.cat(weights)
     if prior is not None:
         centres = cluster_means(embeddings, weights, torch.cat(classes), NUM_CLASSES)
+    elif args.sbm_init == "kmeans-merge":
+        centres = merged_kmeans(embeddings, weights, sbm.num_clusters, args.sbm_over_clusters,
+                                generator=torch.Generator().manual_seed(args.seed))
     else:
         centres = spherical_kmeans(embeddings, weights, sbm.num_clusters, generator=torch.Generator().manual_seed(args.seed))
     nearest = (embeddings @ centres.T).argmax(dim=1)
@@ -348,12 +354,12 @@ def main(argv=None) -> dict | None:
         if rank == 0:
             print(f"resumed from {ckpt_path} after epoch {state['epoch'] + 1}")
 
-    elif sbm is not None and rank == 0 and (args.sbm_init == "kmeans" or args.sbm_prior):
+    elif sbm is not None and rank == 0 and (args.sbm_init != "random" or args.sbm_prior):
         # Rank 0 alone: DDP copies rank 0's parameters to every rank when it wraps the SBM below.
         t0 = time.perf_counter()
         centres, masses = initial_prototypes(sbm, dataset, args, device)
         sbm.set_prototypes(centres, masses if args.sbm_marginal == "start" else None)
-        print(f"SBM prototypes from {'the labelled prior ' + args.sbm_prior if args.sbm_prior else 'k-means (label-free)'}"
+        print(f"SBM prototypes from {'the labelled prior ' + args.sbm_prior if args.sbm_prior else args.sbm_init + ' (label-free)'}"
               f" on the region embeddings of {len(dataset)} train frames ({time.perf_counter() - t0:.1f} s)")
 
     ddp = (lambda m: DistributedDataParallel(m, device_ids=[device.index] if is_cuda else None)) \

@@ -183,6 +183,27 @@ def test_spherical_kmeans_finds_separated_directions_and_respects_weights():
         spherical_kmeans(points[:3], torch.ones(3), 4)
 
 
+
+def test_merged_kmeans_joins_fine_clusters_of_one_class_before_joining_classes():
+    from sbm import merged_kmeans
+
+    g = torch.Generator().manual_seed(0)
+    classes = F.normalize(torch.randn(3, 32, generator=g), dim=1)
+    # Each class is three tight sub-clusters near its direction; one class holds most of the weight,
+    # so plain k-means with 3 centres would rather split it than keep the small classes apart.
+    subclusters = F.normalize(classes.repeat_interleave(3, dim=0) + 0.25 * torch.randn(9, 32, generator=g), dim=1)
+    truth = torch.arange(9).repeat_interleave(40)
+    points = subclusters[truth] + 0.02 * torch.randn(360, 32, generator=g)
+    weights = torch.where(truth < 3, 20.0, 1.0)
+    found = merged_kmeans(points, weights, 3, over_clusters=9, generator=g)
+    assigned = (F.normalize(points, dim=1) @ found.T).argmax(dim=1)
+    class_of_point = truth // 3
+    for c in range(3):
+        assert assigned[class_of_point == c].unique().numel() == 1
+    assert assigned[::40][::3].unique().numel() == 3
+    with pytest.raises(ValueError, match="over_clusters >= k"):
+        merged_kmeans(points, weights, 3, over_clusters=2)
+
 def test_kmeans_prototypes_name_regions_before_any_training():
     """The trainer's label-free start: prototypes from k-means on the region embeddings."""
     from sbm import spherical_kmeans

@@ -76,6 +76,14 @@ def test_sbm_marginal_start_keeps_the_kmeans_cluster_masses(tmp_path):
     assert torch.isclose(marginal.sum(), torch.tensor(1.0)) and marginal.max() > 2 * marginal.min()
 
 
+
+def test_sbm_merged_kmeans_start_gives_one_prototype_per_cluster(tmp_path):
+    train.main([*TINY, "--epochs", "1", "--sbm-init", "kmeans-merge", "--sbm-over-clusters", "20",
+                "--lambda-self", "0", "--out", str(tmp_path / "run")])
+    prototypes = state_of(tmp_path / "run")["sbm"]["prototypes"]
+    assert prototypes.shape[0] == 11 and torch.allclose(prototypes.norm(dim=1), torch.ones(11))
+
+
 def test_a_complete_cache_never_builds_the_teacher(tmp_path, monkeypatch):
     common = [*TINY, "--epochs", "1", "--cache", str(tmp_path / "cache")]
     train.main([*common, "--out", str(tmp_path / "first")])
