@@ -3,7 +3,7 @@
 #   DATA=path/to/fssod bash experiments.sh GROUP [GROUP ...]
 # GROUPs marked * run once per seed in $SEEDS (default 0 1 2), as NAME-seedS.
 # main* (SoccerSAM), k40 (40 clusters, majority naming), supervised, ablations* (wo-sbm*, wo-bd*,
-# wo-aug*), oracle, random-init (SBM prototypes not started from k-means), fixed-prototypes* (no SBM
+# wo-aug*), oracle*, random-init (SBM prototypes not started from k-means), fixed-prototypes* (no SBM
 # objective: the k-means prototypes stay as they start), merge* (no SBM objective, prototypes from 40
 # k-means centres merged into 11: --sbm-init kmeans-merge),
 # e100 (100 epochs), marginal-start (Sinkhorn balances clusters to the k-means start's masses, not equally),
@@ -39,7 +39,7 @@ for group in "$@"; do
     wo-sbm)      seeded wo-sbm --lambda-sbm 0 ;;
     wo-bd)       seeded wo-bd --lambda-bd 0 ;;
     wo-aug)      seeded wo-aug --lambda-aug 0 ;;
-    oracle)      run oracle --source oracle ;;
+    oracle)      seeded oracle --source oracle ;;
     random-init) run random-init --sbm-init random ;;
     fixed-prototypes) seeded fixed-prototypes --lambda-self 0 ;;
     merge)       seeded merge --sbm-init kmeans-merge --lambda-self 0 ;;
