@@ -380,14 +380,62 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     return results
 
 
+
+def summarize_runs(paths: list[str | Path]) -> list[dict]:
+    """Rows of RESULTS.md from runs' results.json files: runs named NAME-seedS are one row, mean and
+    sample standard deviation over their seeds. Each row: name, seeds, and for strict mIoU / FWIoU,
+    per-split mIoU, train-split mIoU, SBM pseudo-label mIoU and the small classes' IoU, "mean" and "std"."""
+    groups: dict[str, list[dict]] = {}
+    for path in sorted(map(Path, paths)):
+        name = path.parent.name if path.name == "results.json" else path.stem
+        groups.setdefault(name.split("-seed")[0] if "-seed" in name else name, []).append(json.loads(path.read_text()))
+    small = [CLASS_NAMES[c] for c in SMALL_CLASSES]
+    rows = []
+    for name, runs in groups.items():
+        values = {
+            "miou": [r["strict"]["miou"] for r in runs], "fwiou": [r["strict"]["fwiou"] for r in runs],
+            "per_split_miou": [r["per_split"]["miou"] for r in runs],
+            "train_miou": [r["train_split"]["miou"] for r in runs],
+            "pseudo_label_miou": [(r["sbm_pseudo_labels"] or {}).get("miou", np.nan) for r in runs],
+            **{c: [np.nan if r["strict"]["iou"][c] is None else r["strict"]["iou"][c] for r in runs] for c in small},
+        }
+        row = {"name": name, "seeds": [r["seed"] for r in runs], "mask_source": runs[0]["mask_source"]}
+        for key, v in values.items():
+            v = np.asarray(v, dtype=float)
+            row[key] = {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
+        rows.append(row)
+    return rows
+
+
+def summary_table(rows: list[dict]) -> str:
+    """Markdown table of `summarize_runs` rows: mean ± std where a row has several seeds."""
+    def cell(v: dict, n: int) -> str:
+        return "-" if np.isnan(v["mean"]) else f"{v['mean']:.1f}" + (f" ± {v['std']:.1f}" if n > 1 else "")
+
+    small = [CLASS_NAMES[c] for c in SMALL_CLASSES]
+    columns = ["run", "seeds", "mIoU strict", "FWIoU strict", "per-split mIoU", "train mIoU", "pseudo-label mIoU", *small]
+    lines = ["| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
+    for r in rows:
+        n = len(r["seeds"])
+        keys = ["miou", "fwiou", "per_split_miou", "train_miou", "pseudo_label_miou", *small]
+        lines.append(f"| `{r['name']}` | {' '.join(map(str, r['seeds']))} | " + " | ".join(cell(r[k], n) for k in keys) + " |")
+    return "\n".join(lines)
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Score a trained SoccerSAM student: metrics, figures, tables.")
-    p.add_argument("--checkpoint", required=True, help="RUN/checkpoint.pt written by train.py")
+    p = argparse.ArgumentParser(description="Score a trained SoccerSAM student: metrics, figures, tables; "
+                                            "or, with --summarize, tabulate finished runs over their seeds.")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--checkpoint", help="RUN/checkpoint.pt written by train.py")
+    what.add_argument("--summarize", nargs="+", metavar="RESULTS_JSON",
+                      help="results.json files (RUN/results.json or copies named RUN.json) to tabulate, seeds averaged")
     p.add_argument("--data", help="FSSOD folder or 'synthetic'; default: the data the run trained on")
     p.add_argument("--split", default="test", choices=["train", "test", "all"])
     p.add_argument("--out", help="output folder; default: the checkpoint's folder")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
+    if a.summarize:
+        print(summary_table(summarize_runs(a.summarize)))
+        return
     r = evaluate_checkpoint(a.checkpoint, a.data, a.split, a.out, a.device)
     print(f"{r['method']} on {r['data']} ({r['split']}), mask source {r['mask_source']}: "
           f"mIoU {r['strict']['miou']:.2f}  FWIoU {r['strict']['fwiou']:.2f}  (strict protocol); "

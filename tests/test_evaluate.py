@@ -121,3 +121,28 @@ def test_markdown_table():
         "| ours | 91.23 |  |",
         "| FCN | n/a |  |",
     ]
+
+
+def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp_path):
+    import json
+
+    from data import CLASS_NAMES
+    from evaluate import main, summarize_runs
+
+    def result(miou, seed, pseudo):
+        iou = {name: None if name == "Referee" else miou for name in CLASS_NAMES}
+        return {"seed": seed, "mask_source": "superpixel", "strict": {"miou": miou, "fwiou": 2 * miou, "iou": iou},
+                "per_split": {"miou": miou + 1}, "train_split": {"miou": miou - 1},
+                "sbm_pseudo_labels": None if pseudo is None else {"miou": pseudo}}
+
+    for name, miou, seed, pseudo in [("main-seed0", 10.0, 0, 5.0), ("main-seed1", 20.0, 1, 7.0), ("supervised", 50.0, 0, None)]:
+        (tmp_path / f"{name}.json").write_text(json.dumps(result(miou, seed, pseudo)))
+    rows = {r["name"]: r for r in summarize_runs(sorted(tmp_path.glob("*.json")))}
+    assert set(rows) == {"main", "supervised"}
+    assert rows["main"]["seeds"] == [0, 1] and rows["main"]["miou"]["mean"] == 15.0
+    assert rows["main"]["miou"]["std"] == pytest.approx(np.std([10.0, 20.0], ddof=1))
+    assert rows["main"]["fwiou"]["mean"] == 30.0 and rows["main"]["pseudo_label_miou"]["mean"] == 6.0
+    assert np.isnan(rows["main"]["Referee"]["mean"]) and rows["main"]["Ball"]["mean"] == 15.0
+    assert rows["supervised"]["miou"] == {"mean": 50.0, "std": 0.0}
+    assert np.isnan(rows["supervised"]["pseudo_label_miou"]["mean"])
+    main(["--summarize", *map(str, tmp_path.glob("*.json"))])
