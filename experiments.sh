@@ -5,7 +5,8 @@
 # main* (SoccerSAM), k40 (40 clusters, majority naming), supervised, ablations* (wo-sbm*, wo-bd*,
 # wo-aug*), oracle*, random-init (SBM prototypes not started from k-means), fixed-prototypes* (no SBM
 # objective: the k-means prototypes stay as they start), merge* (no SBM objective, prototypes from 40
-# k-means centres merged into 11: --sbm-init kmeans-merge),
+# k-means centres merged into 11: --sbm-init kmeans-merge), k40-fixed* and oracle-k40-fixed* (40 clusters,
+# no SBM objective, superpixel or oracle masks: the SPEC floors' setting, learned by the student),
 # e100 (100 epochs), marginal-start (Sinkhorn balances clusters to the k-means start's masses, not equally),
 # lr-paper (the paper's lr 1e-5), prior (labelled SBM prior; needs supervised), lraspp (supervised
 # LRASPP-MobileNetV3 and, for a fair comparison, the supervised student with a random-init encoder).
@@ -43,6 +44,8 @@ for group in "$@"; do
     random-init) run random-init --sbm-init random ;;
     fixed-prototypes) seeded fixed-prototypes --lambda-self 0 ;;
     merge)       seeded merge --sbm-init kmeans-merge --lambda-self 0 ;;
+    k40-fixed)   seeded k40-fixed --clusters 40 --lambda-self 0 ;;
+    oracle-k40-fixed) seeded oracle-k40-fixed --source oracle --clusters 40 --lambda-self 0 ;;
     e100)        run soccersam-e100 --epochs 100 ;;
     marginal-start) run marginal-start --sbm-marginal start ;;
     lraspp)      run supervised-lraspp --supervised --student lraspp
