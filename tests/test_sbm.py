@@ -236,3 +236,14 @@ def test_segment_cell_counts_count_each_segments_pixels_per_cell():
     in_cell = masks.segments[56:, 88:]
     for s in range(masks.num_segments):
         assert counts[s, 7 * 12 + 11] == (in_cell == s).sum()
+
+
+def test_label_temperature_sharpens_the_pseudo_logits_without_changing_their_argmax():
+    image, masks, _ = scene(0)
+    soft = SemanticBridgingModule(num_clusters=NUM_CLASSES).eval()
+    sharp = SemanticBridgingModule(num_clusters=NUM_CLASSES, label_temperature=0.02).eval()
+    sharp.load_state_dict(soft.state_dict())
+    with torch.no_grad():
+        (y_soft, covered), (y_sharp, _) = soft(image[None], [masks]), sharp(image[None], [masks])
+    assert torch.allclose(y_sharp, 5 * y_soft, atol=1e-4)
+    assert torch.equal(y_sharp.argmax(1)[covered], y_soft.argmax(1)[covered])
