@@ -399,7 +399,8 @@ def summarize_runs(paths: list[str | Path]) -> list[dict]:
             "pseudo_label_miou": [(r["sbm_pseudo_labels"] or {}).get("miou", np.nan) for r in runs],
             **{c: [np.nan if r["strict"]["iou"][c] is None else r["strict"]["iou"][c] for r in runs] for c in small},
         }
-        row = {"name": name, "seeds": [r["seed"] for r in runs], "mask_source": runs[0]["mask_source"]}
+        row = {"name": name, "seeds": [r["seed"] for r in runs], "mask_source": runs[0]["mask_source"],
+               "clusters": runs[0]["clusters"]}
         for key, v in values.items():
             v = np.asarray(v, dtype=float)
             row[key] = {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
@@ -408,17 +409,19 @@ def summarize_runs(paths: list[str | Path]) -> list[dict]:
 
 
 def summary_table(rows: list[dict]) -> str:
-    """Markdown table of `summarize_runs` rows: mean ± std where a row has several seeds."""
+    """Markdown table of `summarize_runs` rows: mean ± std where a row has several seeds. Rows with
+    K > 11 clusters are named by majority (the secondary protocol), not by Hungarian matching."""
     def cell(v: dict, n: int) -> str:
         return "-" if np.isnan(v["mean"]) else f"{v['mean']:.1f}" + (f" ± {v['std']:.1f}" if n > 1 else "")
 
     small = [CLASS_NAMES[c] for c in SMALL_CLASSES]
-    columns = ["run", "seeds", "mIoU strict", "FWIoU strict", "per-split mIoU", "train mIoU", "pseudo-label mIoU", *small]
-    lines = ["| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
+    columns = ["run", "masks", "K", "seeds", "mIoU strict", "FWIoU strict", "per-split mIoU", "train mIoU", "pseudo-label mIoU", *small]
+    lines = ["| " + " | ".join(columns) + " |", "|---|---|---:|---|" + "---:|" * (len(columns) - 4)]
     for r in rows:
         n = len(r["seeds"])
         keys = ["miou", "fwiou", "per_split_miou", "train_miou", "pseudo_label_miou", *small]
-        lines.append(f"| `{r['name']}` | {' '.join(map(str, r['seeds']))} | " + " | ".join(cell(r[k], n) for k in keys) + " |")
+        masks = r["mask_source"] or "labels (supervised)"
+        lines.append(f"| `{r['name']}` | {masks} | {r['clusters']} | {' '.join(map(str, r['seeds']))} | " + " | ".join(cell(r[k], n) for k in keys) + " |")
     return "\n".join(lines)
 
 def main(argv=None) -> None:

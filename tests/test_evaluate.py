@@ -131,7 +131,7 @@ def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp
 
     def result(miou, seed, pseudo):
         iou = {name: None if name == "Referee" else miou for name in CLASS_NAMES}
-        return {"seed": seed, "mask_source": "superpixel", "strict": {"miou": miou, "fwiou": 2 * miou, "iou": iou},
+        return {"seed": seed, "mask_source": "superpixel", "clusters": 11, "strict": {"miou": miou, "fwiou": 2 * miou, "iou": iou},
                 "per_split": {"miou": miou + 1}, "train_split": {"miou": miou - 1},
                 "sbm_pseudo_labels": None if pseudo is None else {"miou": pseudo}}
 
