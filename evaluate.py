@@ -384,7 +384,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
 def summarize_runs(paths: list[str | Path]) -> list[dict]:
     """Rows of RESULTS.md from runs' results.json files: runs named NAME-seedS are one row, mean and
     sample standard deviation over their seeds. Each row: name, seeds, and for strict mIoU / FWIoU,
-    per-split mIoU, train-split mIoU, SBM pseudo-label mIoU and the small classes' IoU, "mean" and "std"."""
+    per-split mIoU, train-split mIoU, SBM pseudo-label mIoU (test and train split) and the small
+    classes' IoU, "mean" and "std"."""
     groups: dict[str, list[dict]] = {}
     for path in sorted(map(Path, paths)):
         name = path.parent.name if path.name == "results.json" else path.stem
@@ -397,6 +398,7 @@ def summarize_runs(paths: list[str | Path]) -> list[dict]:
             "per_split_miou": [r["per_split"]["miou"] for r in runs],
             "train_miou": [r["train_split"]["miou"] for r in runs],
             "pseudo_label_miou": [(r["sbm_pseudo_labels"] or {}).get("miou", np.nan) for r in runs],
+            "pseudo_label_train_miou": [(r["sbm_pseudo_labels"] or {}).get("train_split_miou", np.nan) for r in runs],
             **{c: [np.nan if r["strict"]["iou"][c] is None else r["strict"]["iou"][c] for r in runs] for c in small},
         }
         row = {"name": name, "seeds": [r["seed"] for r in runs], "mask_source": runs[0]["mask_source"],
@@ -415,11 +417,12 @@ def summary_table(rows: list[dict]) -> str:
         return "-" if np.isnan(v["mean"]) else f"{v['mean']:.1f}" + (f" ± {v['std']:.1f}" if n > 1 else "")
 
     small = [CLASS_NAMES[c] for c in SMALL_CLASSES]
-    columns = ["run", "masks", "K", "seeds", "mIoU strict", "FWIoU strict", "per-split mIoU", "train mIoU", "pseudo-label mIoU", *small]
+    columns = ["run", "masks", "K", "seeds", "mIoU strict", "FWIoU strict", "per-split mIoU", "train mIoU",
+               "pseudo-labels mIoU", "pseudo-labels train mIoU", *small]
     lines = ["| " + " | ".join(columns) + " |", "|---|---|---:|---|" + "---:|" * (len(columns) - 4)]
     for r in rows:
         n = len(r["seeds"])
-        keys = ["miou", "fwiou", "per_split_miou", "train_miou", "pseudo_label_miou", *small]
+        keys = ["miou", "fwiou", "per_split_miou", "train_miou", "pseudo_label_miou", "pseudo_label_train_miou", *small]
         masks = r["mask_source"] or "labels (supervised)"
         lines.append(f"| `{r['name']}` | {masks} | {r['clusters']} | {' '.join(map(str, r['seeds']))} | " + " | ".join(cell(r[k], n) for k in keys) + " |")
     return "\n".join(lines)
