@@ -98,6 +98,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.size = [128, 192] if args.data == "synthetic" else [416, 608]
     if args.cache is None:
         args.cache = f"cache/{Path(args.data).name}-{args.source}-{args.size[0]}x{args.size[1]}"
+    if any(side % 32 for side in args.size):
+        # The student's encoder downsamples 32x; fail here, before a mask cache is built for nothing.
+        p.error(f"--size {args.size[0]} {args.size[1]}: H and W must be multiples of 32, e.g. 416 608 or 224 320")
     if args.supervised and args.clusters != NUM_CLASSES:
         p.error("--supervised trains the 11 classes directly: leave --clusters at 11")
     if args.sbm_prior and not os.path.isfile(args.sbm_prior):

@@ -127,3 +127,10 @@ def test_bad_input_gives_clear_errors(tmp_path):
         train.parse_args(["--source", "photoshop"])
     with pytest.raises(FileNotFoundError, match="not found"):
         train.main([*TINY, "--data", str(tmp_path / "no_such_folder"), "--out", str(tmp_path / "r")])
+
+
+def test_a_size_the_student_cannot_take_is_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--size", "208", "304", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")])
+    assert "multiples of 32" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
