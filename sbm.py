@@ -20,11 +20,11 @@ clustering needs features that already separate a referee from a player: a rando
 trained this way did not clear the naive floors (SPEC), while k-means on frozen pretrained
 features did. So the trainer starts the prototypes from spherical k-means on the region
 embeddings of the training frames (`spherical_kmeans`, still label-free) and the head as the
-identity: step 0 is that floor. On FSSOD, swapped prediction then lowers the pseudo-labels' score
-(23.0 mIoU at the k-means start, 16-19 after 300 steps; RESULTS.md), we think because balancing
-clusters over regions splits the grass and merges the small classes: balancing the clusters to
-the masses they start with (`set_prototypes(..., cluster_masses)`, `train.py --sbm-marginal start`)
-loses less (20.2), and `--lambda-self 0` keeps the k-means start. Clusters are named later by
+identity: step 0 is that floor. On FSSOD's test frames, swapped prediction then lowers the
+pseudo-labels' score (22.8 mIoU at the k-means start, 17.9-21.4 after 300 steps; RESULTS.md), we
+think because balancing clusters over regions splits the grass and merges the small classes:
+balancing the clusters to the masses they start with (`set_prototypes(..., cluster_masses)`,
+`train.py --sbm-marginal start`) loses less (19.7), and `--lambda-self 0` keeps the k-means start. Clusters are named later by
 Hungarian matching at evaluation (SPEC point 2).
 
 The masks arrive as a `MaskSet` (sam_teacher.py): the segments they cut the frame into and which
@@ -170,10 +170,11 @@ def merged_kmeans(points: torch.Tensor, weights: torch.Tensor, k: int, over_clus
     by average-linkage agglomerative clustering of the centres (cosine distance), each group's
     centre the weighted mean of its points. Still label-free.
 
-    Why: k-means with k = 11 spends its clusters on the variety inside the big classes (grass in sun
-    and shade, the stands' many colours) and merges the players. Many small clusters cut finer, and
-    merging the nearest ones joins grass to grass before it joins grass to a shirt. On FSSOD it
-    scores 23.2 ± 0.2 mIoU on the train split against 19.9 ± 1.3 for plain k-means (RESULTS.md).
+    Why try it: k-means with k = 11 spends its clusters on the variety inside the big classes (grass
+    in sun and shade, the stands' many colours) and merges the players. Many small clusters cut
+    finer, and merging the nearest ones joins grass to grass before it joins grass to a shirt. On
+    FSSOD it names the train frames better than plain k-means (pseudo-labels 21.3 against 18.9 mIoU)
+    but the test frames worse (13.5 against 22.8), and so does a student trained on it (RESULTS.md).
     points: (R, D); weights: (R,) >= 0 -> centroids (k, D) unit.
     """
     if over_clusters < k:
