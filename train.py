@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -414,8 +415,11 @@ def main(argv=None) -> dict | None:
             })
         barrier(world)
 
-    print(f"rank {rank}: student weights digest {weights_digest(student)}"
-          + ("" if sbm is None else f", SBM weights digest {weights_digest(sbm)}"))
+    # One write with its newline: every rank prints this line at once, and print() would write the
+    # newline separately, letting two ranks' lines run together.
+    sys.stdout.write(f"rank {rank}: student weights digest {weights_digest(student)}"
+                     + ("" if sbm is None else f", SBM weights digest {weights_digest(sbm)}") + "\n")
+    sys.stdout.flush()
     results = None
     if rank == 0:
         results = evaluate.evaluate_checkpoint(ckpt_path, out_dir=out, device=str(device),

@@ -35,7 +35,7 @@ def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path):
            "--epochs", "2", "--out", str(out), "--cache", str(cache)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    digests = dict(re.findall(r"rank (\d): (student weights digest \w+, SBM weights digest \w+)", proc.stdout))
+    digests = dict(re.findall(r"rank (\d): (student weights digest [0-9a-f]+, SBM weights digest [0-9a-f]+)", proc.stdout))
     assert set(digests) == {"0", "1"}, proc.stdout[-2000:]
     assert digests["0"] == digests["1"]
     # Rank 0 alone logs, builds the cache and writes the run folder: one log line per epoch, no strays.
