@@ -380,7 +380,6 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     return results
 
 
-
 def summarize_runs(paths: list[str | Path]) -> list[dict]:
     """Rows of RESULTS.md from runs' results.json files: runs named NAME-seedS are one row, mean and
     sample standard deviation over their seeds. Each row: name, seeds, and for strict mIoU / FWIoU,
@@ -389,7 +388,7 @@ def summarize_runs(paths: list[str | Path]) -> list[dict]:
     groups: dict[str, list[dict]] = {}
     for path in sorted(map(Path, paths)):
         name = path.parent.name if path.name == "results.json" else path.stem
-        groups.setdefault(name.split("-seed")[0] if "-seed" in name else name, []).append(json.loads(path.read_text()))
+        groups.setdefault(name.split("-seed")[0], []).append(json.loads(path.read_text()))
     small = [CLASS_NAMES[c] for c in SMALL_CLASSES]
     rows = []
     for name, runs in groups.items():
@@ -426,6 +425,7 @@ def summary_table(rows: list[dict]) -> str:
         masks = r["mask_source"] or "labels (supervised)"
         lines.append(f"| `{r['name']}` | {masks} | {r['clusters']} | {' '.join(map(str, r['seeds']))} | " + " | ".join(cell(r[k], n) for k in keys) + " |")
     return "\n".join(lines)
+
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description="Score a trained SoccerSAM student: metrics, figures, tables; "

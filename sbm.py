@@ -24,8 +24,8 @@ identity: step 0 is that floor. On FSSOD's test frames, swapped prediction then 
 pseudo-labels' score (22.8 mIoU at the k-means start, 17.9-21.4 after 300 steps; RESULTS.md), we
 think because balancing clusters over regions splits the grass and merges the small classes:
 balancing the clusters to the masses they start with (`set_prototypes(..., cluster_masses)`,
-`train.py --sbm-marginal start`) loses less (19.7), and `--lambda-self 0` keeps the k-means start. Clusters are named later by
-Hungarian matching at evaluation (SPEC point 2).
+`train.py --sbm-marginal start`) loses less (19.7), and `--lambda-self 0` keeps the k-means start.
+Clusters are named later by Hungarian matching at evaluation (SPEC point 2).
 
 The masks arrive as a `MaskSet` (sam_teacher.py): the segments they cut the frame into and which
 mask covers which segment. Eqs. 1 and 2 are sums over masks' pixels and averages over a pixel's
@@ -265,8 +265,7 @@ class SemanticBridgingModule(nn.Module):
         if backbone not in BACKBONES:
             raise ValueError(f"unknown SBM backbone {backbone!r}: choose one of {BACKBONES}")
         defaults = dict(temperature=0.1, label_temperature=0.1, sinkhorn_iters=3, sinkhorn_epsilon=0.05,
-                        area_power=0.5,
-                        brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05, noise_std=0.03)
+                        area_power=0.5, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05, noise_std=0.03)
         unknown = set(objective_settings) - set(defaults)
         if unknown:
             raise ValueError(f"unknown SBM objective settings {sorted(unknown)}: known are {sorted(defaults)}")

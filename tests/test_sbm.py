@@ -183,7 +183,6 @@ def test_spherical_kmeans_finds_separated_directions_and_respects_weights():
         spherical_kmeans(points[:3], torch.ones(3), 4)
 
 
-
 def test_merged_kmeans_joins_fine_clusters_of_one_class_before_joining_classes():
     from sbm import merged_kmeans
 
@@ -203,6 +202,7 @@ def test_merged_kmeans_joins_fine_clusters_of_one_class_before_joining_classes()
     assert assigned[::40][::3].unique().numel() == 3
     with pytest.raises(ValueError, match="over_clusters >= k"):
         merged_kmeans(points, weights, 3, over_clusters=2)
+
 
 def test_kmeans_prototypes_name_regions_before_any_training():
     """The trainer's label-free start: prototypes from k-means on the region embeddings."""

@@ -76,7 +76,6 @@ def test_sbm_marginal_start_keeps_the_kmeans_cluster_masses(tmp_path):
     assert torch.isclose(marginal.sum(), torch.tensor(1.0)) and marginal.max() > 2 * marginal.min()
 
 
-
 def test_sbm_merged_kmeans_start_gives_one_prototype_per_cluster(tmp_path):
     train.main([*TINY, "--epochs", "1", "--sbm-init", "kmeans-merge", "--sbm-over-clusters", "20",
                 "--lambda-self", "0", "--out", str(tmp_path / "run")])
