@@ -18,6 +18,7 @@ DDP uses NCCL on GPUs and gloo on CPUs; only rank 0 writes files. No label is re
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -60,12 +61,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     # Paper section 3.1: two AdamW optimizers, lr 1e-5, eps 1e-8, weight decay 5e-4.
     p.add_argument("--lr", type=float, default=1e-5, help="student learning rate (paper: 1e-5)")
     p.add_argument("--lr-sbm", type=float, default=1e-5, help="SBM learning rate (paper: 1e-5)")
+    p.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
+                   help="learning rates: constant (the paper names no schedule) or cosine decay to 0 over the run")
     p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     # Eq. 7 weights: `--lambda-bd 0` is the paper's "w/o L_bd" row of Table 2.
     p.add_argument("--lambda-sbm", type=float, default=0.3)
     p.add_argument("--lambda-bd", type=float, default=1.0)
     p.add_argument("--lambda-aug", type=float, default=0.4)
+    p.add_argument("--class-balance", type=float, default=0.0,
+                   help="eq. 4 weighs each pixel by (pixels of its pseudo-label in the batch) ** -this (ours; 0 = the paper)")
     p.add_argument("--lambda-self", type=float, default=1.0,
                    help="weight of the SBM's label-free self-labelling objective (SPEC point 1)")
     p.add_argument("--sbm-from-student", action="store_true",
@@ -132,6 +137,13 @@ def barrier(world: int) -> None:
         dist.barrier()
 
 
+def broadcast_from_rank0(*tensor_groups) -> None:
+    """Every rank takes rank 0's values of these tensors (parameters or buffers), in place."""
+    for tensors in tensor_groups:
+        for tensor in tensors:
+            dist.broadcast(tensor.data, src=0)
+
+
 # ----------------------------------------------------------------------------------------------
 # Data: frames (no labels) plus the teacher's cached masks.
 
@@ -195,15 +207,19 @@ def frame_names(frames: Dataset) -> list[str]:
 # The models: an SBM step wrapped for DDP, and the student.
 
 class SBMStep(nn.Module):
-    """The SBM's forward pass and its label-free objective in one call, so DDP syncs its gradients."""
+    """The SBM's forward pass and its label-free objective in one call, so DDP syncs its gradients.
 
-    def __init__(self, sbm: SemanticBridgingModule):
+    With self_labelling=False the objective is skipped (a fixed SBM: its k-means start is the teacher).
+    """
+
+    def __init__(self, sbm: SemanticBridgingModule, self_labelling: bool = True):
         super().__init__()
-        self.sbm = sbm
+        self.sbm, self.self_labelling = sbm, self_labelling
 
     def forward(self, images: torch.Tensor, masks: list[MaskSet]):
         pseudo_logits, covered = self.sbm(images, masks)
-        return pseudo_logits, covered, self.sbm.self_labelling_loss(images, masks)
+        l_self = self.sbm.self_labelling_loss(images, masks) if self.self_labelling else images.new_zeros(())
+        return pseudo_logits, covered, l_self
 
 
 def soccersam_losses(student: nn.Module, sbm_step: nn.Module, images: torch.Tensor, masks: list[MaskSet],
@@ -215,7 +231,7 @@ def soccersam_losses(student: nn.Module, sbm_step: nn.Module, images: torch.Tens
     view, spatial = random_spatial_view(images)
     logits_1, logits_2_view = student(torch.cat([images, view])).float().chunk(2)
     logits_2, seen = spatial.invert(logits_2_view)
-    l_sbm = sbm_consistency_loss(target.float(), logits_1, valid=covered)
+    l_sbm = sbm_consistency_loss(target.float(), logits_1, valid=covered, class_balance=args.class_balance)
     l_bd = boundary_consistency_loss(logits_1, target.float(), valid=covered)
     l_aug = augmentation_consistency_loss(logits_1, logits_2, valid=seen)
     l_total = total_loss(l_sbm, l_bd, l_aug, args.lambda_sbm, args.lambda_bd, args.lambda_aug)
@@ -269,6 +285,13 @@ def supervised_losses(student: nn.Module, images: torch.Tensor, label: torch.Ten
     """The MobileNet-UNet baseline of Table 1: plain pixel-wise cross-entropy on the ground truth."""
     loss = F.cross_entropy(student(images).float(), label, ignore_index=255)
     return {"loss": loss, "ce": loss}
+
+
+def learning_rate_factor(step: int, total_steps: int, schedule: str) -> float:
+    """The share of the base learning rate at `step`: 1 throughout, or a cosine from 1 down to 0."""
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -343,9 +366,14 @@ def main(argv=None) -> dict | None:
             print(f"SBM: {sbm.weights_description}; K = {sbm.num_clusters} clusters; objective {sbm.objective_settings}")
             print(f"mask source: {args.source}; cache: {args.cache} ({len(cache.names)} frames)")
 
+    # Nothing trains the SBM when its objective is off and eq. 4 is detached: it is then a fixed
+    # teacher, run without gradients and without an optimizer (DDP must not wait for its gradients).
+    sbm_trains = sbm is not None and (args.lambda_self > 0 or args.sbm_from_student)
+    if sbm is not None and not sbm_trains:
+        sbm.requires_grad_(False)
     adamw = dict(eps=args.eps, weight_decay=args.weight_decay)
     opt_student = torch.optim.AdamW(student.parameters(), lr=args.lr, **adamw)
-    opt_sbm = None if sbm is None else torch.optim.AdamW(
+    opt_sbm = None if not sbm_trains else torch.optim.AdamW(
         [p for p in sbm.parameters() if p.requires_grad], lr=args.lr_sbm, **adamw)
 
     start_epoch = 0
@@ -355,6 +383,7 @@ def main(argv=None) -> dict | None:
         opt_student.load_state_dict(state["opt_student"])
         if sbm is not None:
             sbm.load_state_dict(state["sbm"])
+        if opt_sbm is not None:
             opt_sbm.load_state_dict(state["opt_sbm"])
         start_epoch = state["epoch"] + 1
         if rank == 0:
@@ -371,8 +400,13 @@ def main(argv=None) -> dict | None:
     ddp = (lambda m: DistributedDataParallel(m, device_ids=[device.index] if is_cuda else None)) \
         if world > 1 else (lambda m: m)
     student_ddp = ddp(student)
-    sbm_step = None if sbm is None else ddp(SBMStep(sbm))
+    if world > 1 and sbm is not None and not sbm_trains:
+        # No DDP wrapper to copy rank 0's k-means prototypes to the other ranks: copy them here.
+        broadcast_from_rank0(sbm.parameters(), sbm.buffers())
+    sbm_step = None if sbm is None else (ddp(SBMStep(sbm)) if sbm_trains else SBMStep(sbm, self_labelling=False))
     optimizers = [opt_student] if opt_sbm is None else [opt_student, opt_sbm]
+    base_lrs = [args.lr] if opt_sbm is None else [args.lr, args.lr_sbm]
+    total_steps = args.epochs * len(loader)
 
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -386,7 +420,10 @@ def main(argv=None) -> dict | None:
         student.train()
         totals: dict[str, float] = {}
         epoch_images, t0 = 0, time.perf_counter()
-        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=rank != 0, leave=False):
+        for i, batch in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=rank != 0, leave=False)):
+            factor = learning_rate_factor(epoch * len(loader) + i, total_steps, args.schedule)
+            for optimizer, base_lr in zip(optimizers, base_lrs):
+                optimizer.param_groups[0]["lr"] = base_lr * factor
             parts = training_step(batch, student_ddp, sbm_step, optimizers, args, device)
             epoch_images += batch["image"].shape[0] * world
             for k, v in parts.items():
@@ -394,8 +431,7 @@ def main(argv=None) -> dict | None:
         if world > 1:
             # DDP averages gradients but each rank keeps its own BatchNorm running statistics after the
             # last step; rank 0's are the ones saved, so every rank takes them.
-            for buffer in student.buffers():
-                dist.broadcast(buffer, src=0)
+            broadcast_from_rank0(student.buffers())
         if is_cuda:
             torch.cuda.synchronize()
         epoch_seconds = time.perf_counter() - t0

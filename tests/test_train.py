@@ -28,11 +28,13 @@ def assert_same_weights(a: dict, b: dict) -> None:
         assert torch.equal(a[k], b[k]), k
 
 
-def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path):
+# The SBM trained by its objective (wrapped in DDP), and a fixed SBM (not wrapped: no gradients to sync).
+@pytest.mark.parametrize("sbm_args", [[], ["--lambda-self", "0"]], ids=["trained-sbm", "fixed-sbm"])
+def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path, sbm_args):
     out, cache = tmp_path / "run", tmp_path / "cache"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "train.py", *TINY,
-           "--epochs", "2", "--out", str(out), "--cache", str(cache)]
+           "--epochs", "2", "--out", str(out), "--cache", str(cache), *sbm_args]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     digests = dict(re.findall(r"rank (\d): (student weights digest [0-9a-f]+, SBM weights digest [0-9a-f]+)", proc.stdout))
@@ -53,6 +55,23 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
     assert b["epoch"] == 1
     assert_same_weights(a["student"], b["student"])
     assert_same_weights(a["sbm"], b["sbm"])
+
+
+def test_a_fixed_sbm_does_not_move_and_gets_no_optimizer(tmp_path):
+    # --lambda-self 0 with a detached eq. 4: nothing trains the SBM, so its k-means start is the teacher.
+    common = [*TINY, "--cache", str(tmp_path / "cache"), "--lambda-self", "0", "--out", str(tmp_path / "run")]
+    train.main([*common, "--epochs", "1"])
+    after_one = state_of(tmp_path / "run")
+    train.main([*common, "--epochs", "2", "--resume", "--schedule", "cosine", "--class-balance", "0.5"])
+    after_two = state_of(tmp_path / "run")
+    assert after_one["opt_sbm"] is None and after_two["opt_sbm"] is None
+    assert_same_weights(after_one["sbm"], after_two["sbm"])
+    assert not all(torch.equal(after_one["student"][k], after_two["student"][k]) for k in after_one["student"])
+
+
+def test_cosine_schedule_decays_from_the_base_rate_to_zero():
+    assert [train.learning_rate_factor(s, 10, "constant") for s in (0, 5, 10)] == [1.0, 1.0, 1.0]
+    assert [train.learning_rate_factor(s, 10, "cosine") for s in (0, 5, 10)] == pytest.approx([1.0, 0.5, 0.0])
 
 
 def test_end_to_end_on_eight_real_frames(tmp_path, fssod_root):
