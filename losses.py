@@ -34,7 +34,7 @@ def soft_cross_entropy(target_probabilities: torch.Tensor, logits: torch.Tensor)
 
 
 def sbm_consistency_loss(pseudo_logits: torch.Tensor, student_logits: torch.Tensor,
-                         valid: torch.Tensor | None = None) -> torch.Tensor:
+                         valid: torch.Tensor | None = None, class_balance: float = 0.0) -> torch.Tensor:
     """eq. 4, SBM-to-student consistency: L_cons = L_CE(y_hat, P_S)
     = mean_p -sum_c softmax(y_hat(p))_c log P_S(p)_c.
 
@@ -42,8 +42,28 @@ def sbm_consistency_loss(pseudo_logits: torch.Tensor, student_logits: torch.Tens
     pseudo_logits, student_logits: (B, C, H, W); valid: (B, H, W) bool (pixels covered by a mask).
     The target is not detached here: gradients reach the SBM unless the caller passes
     `pseudo_logits.detach()`, so the trainer decides whether the student trains the SBM back.
+    class_balance (ours, 0 = the paper's plain mean): weight each pixel by n_c ** -class_balance,
+    n_c the batch's pixels whose pseudo-label (argmax of y_hat) is c, so a ball's few pixels are
+    not drowned by the pitch; still label-free. The weights average 1 over the valid pixels.
     """
-    return _masked_mean(soft_cross_entropy(F.softmax(pseudo_logits, dim=1), student_logits), valid)
+    per_pixel = soft_cross_entropy(F.softmax(pseudo_logits, dim=1), student_logits)
+    if class_balance:
+        per_pixel = per_pixel * pseudo_label_balance_weights(pseudo_logits, valid, class_balance)
+    return _masked_mean(per_pixel, valid)
+
+
+@torch.no_grad()
+def pseudo_label_balance_weights(pseudo_logits: torch.Tensor, valid: torch.Tensor | None,
+                                 power: float) -> torch.Tensor:
+    """Per-pixel weights n_c ** -power for eq. 4, c = argmax y_hat(p), normalised to mean 1 over valid pixels.
+
+    pseudo_logits: (B, C, H, W); valid: (B, H, W) bool or None -> (B, H, W).
+    """
+    pseudo_labels = pseudo_logits.argmax(dim=1)
+    valid = torch.ones_like(pseudo_labels, dtype=torch.bool) if valid is None else valid
+    counts = torch.bincount(pseudo_labels[valid], minlength=pseudo_logits.shape[1]).float()
+    weights = counts.clamp(min=1)[pseudo_labels] ** -power
+    return weights / weights[valid].mean().clamp(min=1e-12)
 
 
 def sobel_edges(probabilities: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from losses import (SpatialView, augmentation_consistency_loss, boundary_consistency_loss,
-                    random_spatial_view, sbm_consistency_loss, sobel_edges, total_loss)
+                    pseudo_label_balance_weights, random_spatial_view, sbm_consistency_loss, sobel_edges,
+                    total_loss)
 
 
 def reference_soft_ce(target_logits, logits, valid, detach_target=False):
@@ -41,6 +42,22 @@ def test_eq4_smallest_when_student_matches_pseudo_distribution():
     for _ in range(5):
         perturbed = pseudo + 0.5 * torch.randn(pseudo.shape, generator=g)
         assert sbm_consistency_loss(pseudo, perturbed).item() > best
+
+
+def test_eq4_class_balance_gives_every_pseudo_label_the_same_total_weight():
+    # Pseudo-labels: 5 valid pixels of cluster 0, 1 of cluster 2; one pixel of cluster 1 is not valid.
+    pseudo = torch.zeros(1, 3, 1, 7)
+    pseudo[0, 0, 0, :5] = pseudo[0, 2, 0, 5] = pseudo[0, 1, 0, 6] = 5.0
+    valid = torch.tensor([[[True] * 6 + [False]]])
+    weights = pseudo_label_balance_weights(pseudo, valid, power=1.0)
+    assert weights[valid].mean().item() == pytest.approx(1.0)
+    assert weights[0, 0, :5].sum().item() == pytest.approx(weights[0, 0, 5].item())
+    student = torch.randn(1, 3, 1, 7, generator=torch.Generator().manual_seed(2))
+    per_pixel = -(torch.softmax(pseudo, 1) * torch.log_softmax(student, 1)).sum(1)
+    assert sbm_consistency_loss(pseudo, student, valid, class_balance=1.0).item() == pytest.approx(
+        (per_pixel * weights)[valid].mean().item(), rel=1e-6)
+    assert sbm_consistency_loss(pseudo, student, valid, class_balance=0.0).item() == pytest.approx(
+        per_pixel[valid].mean().item(), rel=1e-6)
 
 
 def test_eq4_lets_gradient_reach_the_pseudo_logits():
