@@ -351,6 +351,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
         "sbm_init": None if args["supervised"] else args.get("sbm_prior") or args.get("sbm_init"),
         "lambdas": {n: args[f"lambda_{n}"] for n in ("sbm", "bd", "aug", "self")},
         "seed": args["seed"], "epochs": state["epoch"] + 1, "clusters": k,
+        "lr": args["lr"], "schedule": args.get("schedule", "constant"), "class_balance": args.get("class_balance", 0.0),
         "mapping": mapping.tolist(), "strict": strict,
         # The train split scored with its own naming: what decisions can be tuned on without the test frames.
         "train_split": percent(segmentation_scores(remap_confusion(conf_fit, mapping))),
@@ -401,7 +402,7 @@ def summarize_runs(paths: list[str | Path]) -> list[dict]:
             **{c: [np.nan if r["strict"]["iou"][c] is None else r["strict"]["iou"][c] for r in runs] for c in small},
         }
         row = {"name": name, "seeds": [r["seed"] for r in runs], "mask_source": runs[0]["mask_source"],
-               "clusters": runs[0]["clusters"]}
+               "clusters": runs[0]["clusters"], "epochs": runs[0]["epochs"], "schedule": runs[0].get("schedule", "constant")}
         for key, v in values.items():
             v = np.asarray(v, dtype=float)
             row[key] = {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
@@ -416,14 +417,14 @@ def summary_table(rows: list[dict]) -> str:
         return "-" if np.isnan(v["mean"]) else f"{v['mean']:.1f}" + (f" ± {v['std']:.1f}" if n > 1 else "")
 
     small = [CLASS_NAMES[c] for c in SMALL_CLASSES]
-    columns = ["run", "masks", "K", "seeds", "mIoU strict", "FWIoU strict", "per-split mIoU", "train mIoU",
+    columns = ["run", "masks", "K", "epochs", "seeds", "mIoU strict", "FWIoU strict", "per-split mIoU", "train mIoU",
                "pseudo-labels mIoU", "pseudo-labels train mIoU", *small]
-    lines = ["| " + " | ".join(columns) + " |", "|---|---|---:|---|" + "---:|" * (len(columns) - 4)]
+    lines = ["| " + " | ".join(columns) + " |", "|---|---|---:|---|---|" + "---:|" * (len(columns) - 5)]
     for r in rows:
         n = len(r["seeds"])
         keys = ["miou", "fwiou", "per_split_miou", "train_miou", "pseudo_label_miou", "pseudo_label_train_miou", *small]
         masks = r["mask_source"] or "labels (supervised)"
-        lines.append(f"| `{r['name']}` | {masks} | {r['clusters']} | {' '.join(map(str, r['seeds']))} | " + " | ".join(cell(r[k], n) for k in keys) + " |")
+        lines.append(f"| `{r['name']}` | {masks} | {r['clusters']} | {r['epochs']}{' cosine' if r['schedule'] == 'cosine' else ''} | {' '.join(map(str, r['seeds']))} | " + " | ".join(cell(r[k], n) for k in keys) + " |")
     return "\n".join(lines)
 
 

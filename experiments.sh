@@ -10,7 +10,10 @@
 # sharp* (fixed-prototypes, k40-fixed and oracle-k40-fixed with y_hat 5x sharper: --sbm-temperature 0.02),
 # e100 (100 epochs), marginal-start (Sinkhorn balances clusters to the k-means start's masses, not equally),
 # lr-paper (the paper's lr 1e-5), prior (labelled SBM prior; needs supervised), lraspp (supervised
-# LRASPP-MobileNetV3 and, for a fair comparison, the supervised student with a random-init encoder).
+# LRASPP-MobileNetV3 and, for a fair comparison, the supervised student with a random-init encoder),
+# long* (the student's schedule: LONG epochs, default 150, learning rates decayed by a cosine) for
+# soccersam-long*, fixed-prototypes-long*, k40-fixed-long*, oracle-k40-fixed-long*, and
+# supervised-long (300 epochs, cosine).
 # Every run writes RUNS/NAME/{checkpoint.pt,results.json,classwise_iou.png,qualitative.png,tables.md};
 # a run folder that already has a checkpoint is resumed, one with results.json is skipped.
 set -euo pipefail
@@ -20,6 +23,7 @@ EPOCHS=${EPOCHS:-30}
 LR=${LR:-1e-3}
 WORKERS=${WORKERS:-8}
 SEEDS=${SEEDS:-0 1 2}
+LONG=${LONG:-150}
 mkdir -p "$RUNS"
 run() {
   local name=$1; shift
@@ -55,6 +59,11 @@ for group in "$@"; do
     lraspp)      run supervised-lraspp --supervised --student lraspp
                  run supervised-random-encoder --supervised --encoder random ;;
     lr-paper)    LR=1e-5 run soccersam-lr1e-5 ;;
+    long)        seeded soccersam-long --epochs "$LONG" --schedule cosine ;;
+    fixed-long)  seeded fixed-prototypes-long --lambda-self 0 --epochs "$LONG" --schedule cosine ;;
+    k40-fixed-long) seeded k40-fixed-long --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine ;;
+    oracle-k40-fixed-long) seeded oracle-k40-fixed-long --source oracle --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine ;;
+    supervised-long) run supervised-long --supervised --epochs 300 --schedule cosine ;;
     prior)       run prior --sbm-prior "$RUNS/supervised/checkpoint.pt" ;;
     *) echo "unknown group $group: see the header of experiments.sh" >&2; exit 2 ;;
   esac
