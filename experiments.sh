@@ -10,10 +10,12 @@
 # sharp* (fixed-prototypes, k40-fixed and oracle-k40-fixed with y_hat 5x sharper: --sbm-temperature 0.02),
 # e100 (100 epochs), marginal-start (Sinkhorn balances clusters to the k-means start's masses, not equally),
 # lr-paper (the paper's lr 1e-5), prior (labelled SBM prior; needs supervised), lraspp (supervised
-# LRASPP-MobileNetV3 and, for a fair comparison, the supervised student with a random-init encoder),
-# long* (the student's schedule: LONG epochs, default 150, learning rates decayed by a cosine) for
-# soccersam-long*, fixed-prototypes-long*, k40-fixed-long*, oracle-k40-fixed-long*, and
-# supervised-long (300 epochs, cosine).
+# LRASPP-MobileNetV3 and, for a fair comparison, the supervised student with a random-init encoder).
+# The student's schedule, LONG epochs (default 150) with learning rates decayed by a cosine: long*
+# (soccersam-long), fixed-long* (fixed-prototypes-long), k40-long* (soccersam-k40-long), k40-fixed-long*,
+# oracle-k40-fixed-long*, k40-balanced* and oracle-k40-balanced* (the two before, eq. 4 class-balanced:
+# --class-balance 0.5), supervised-long (300 epochs). two-gpus: the default run under torchrun on two
+# GPUs, 8 frames per GPU and step (checks the multi-GPU path).
 # Every run writes RUNS/NAME/{checkpoint.pt,results.json,classwise_iou.png,qualitative.png,tables.md};
 # a run folder that already has a checkpoint is resumed, one with results.json is skipped.
 set -euo pipefail
@@ -24,12 +26,13 @@ LR=${LR:-1e-3}
 WORKERS=${WORKERS:-8}
 SEEDS=${SEEDS:-0 1 2}
 LONG=${LONG:-150}
+LAUNCH=${LAUNCH:-python3}
 mkdir -p "$RUNS"
 run() {
   local name=$1; shift
   [[ -f "$RUNS/$name/results.json" ]] && return
   local resume=(); [[ -f "$RUNS/$name/checkpoint.pt" ]] && resume=(--resume)
-  python3 train.py --data "$DATA" --epochs "$EPOCHS" --lr "$LR" --lr-sbm "$LR" --workers "$WORKERS" \
+  $LAUNCH train.py --data "$DATA" --epochs "$EPOCHS" --lr "$LR" --lr-sbm "$LR" --workers "$WORKERS" \
     --out "$RUNS/$name" "${resume[@]}" "$@" 2>>"$RUNS/$name.err" | tee -a "$RUNS/$name.log"
 }
 seeded() {
@@ -64,6 +67,10 @@ for group in "$@"; do
     k40-fixed-long) seeded k40-fixed-long --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine ;;
     oracle-k40-fixed-long) seeded oracle-k40-fixed-long --source oracle --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine ;;
     supervised-long) run supervised-long --supervised --epochs 300 --schedule cosine ;;
+    k40-long)    seeded soccersam-k40-long --clusters 40 --epochs "$LONG" --schedule cosine ;;
+    k40-balanced) seeded k40-fixed-long-balanced --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine --class-balance 0.5 ;;
+    oracle-k40-balanced) seeded oracle-k40-fixed-long-balanced --source oracle --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine --class-balance 0.5 ;;
+    two-gpus)    LAUNCH="torchrun --nproc_per_node=2" run soccersam-two-gpus ;;
     prior)       run prior --sbm-prior "$RUNS/supervised/checkpoint.pt" ;;
     *) echo "unknown group $group: see the header of experiments.sh" >&2; exit 2 ;;
   esac

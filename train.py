@@ -122,14 +122,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     if "RANK" not in os.environ:
         return 0, 1, torch.device(device)
-    use_cuda = device.startswith("cuda")
-    dist.init_process_group("nccl" if use_cuda else "gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    if use_cuda:
-        local = int(os.environ["LOCAL_RANK"])
-        torch.cuda.set_device(local)
-        return rank, world, torch.device("cuda", local)
-    return rank, world, torch.device("cpu")
+    if not device.startswith("cuda"):
+        dist.init_process_group("gloo")
+        return dist.get_rank(), dist.get_world_size(), torch.device("cpu")
+    # One GPU per process, named to NCCL up front so that it does not guess it from the rank.
+    local = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    torch.cuda.set_device(local)
+    dist.init_process_group("nccl", device_id=local)
+    return dist.get_rank(), dist.get_world_size(), local
 
 
 def barrier(world: int) -> None:
