@@ -7,7 +7,8 @@ One training step, top to bottom:
      and learns its clusters label-free (sbm.py);
   3. the student sees the frame and one augmented view of it (eq. 5) and is trained with
      eq. 7 = 0.3 L_sbm (eq. 4) + 1.0 L_bd (eq. 3) + 0.4 L_aug (eq. 6) (losses.py);
-  4. two AdamW optimizers, one for the student and one for the SBM, step (paper section 3.1).
+  4. two AdamW optimizers, one for the student and one for the SBM, step (paper section 3.1); a fixed
+     SBM (`--lambda-self 0`: nothing trains it) has none.
 
 Run it with any number of processes:
     python train.py                                  # built-in synthetic default, no download
