@@ -123,7 +123,7 @@ def test_markdown_table():
     ]
 
 
-def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp_path):
+def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp_path, capsys):
     import json
 
     from data import CLASS_NAMES
@@ -131,7 +131,8 @@ def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp
 
     def result(miou, seed, pseudo):
         iou = {name: None if name == "Referee" else miou for name in CLASS_NAMES}
-        return {"seed": seed, "mask_source": "superpixel", "clusters": 11, "strict": {"miou": miou, "fwiou": 2 * miou, "iou": iou},
+        return {"seed": seed, "mask_source": "superpixel", "clusters": 11, "epochs": 30, "schedule": "cosine",
+                "strict": {"miou": miou, "fwiou": 2 * miou, "iou": iou},
                 "per_split": {"miou": miou + 1}, "train_split": {"miou": miou - 1},
                 "sbm_pseudo_labels": None if pseudo is None else {"miou": pseudo}}
 
@@ -146,3 +147,4 @@ def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp
     assert rows["supervised"]["miou"] == {"mean": 50.0, "std": 0.0}
     assert np.isnan(rows["supervised"]["pseudo_label_miou"]["mean"])
     main(["--summarize", *map(str, tmp_path.glob("*.json"))])
+    assert "| `main` | superpixel | 11 | 30 cosine | 0 1 | 15.0 ± 7.1 |" in capsys.readouterr().out
