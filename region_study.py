@@ -7,11 +7,14 @@ each mask cache given, and the first cache's regions merged by feature similarit
 sources the issue suggests instead of SAM. Merging walks the region adjacency graph of a frame and
 joins the most similar neighbours first (scikit-image `merge_hierarchical`), recomputing a merged
 region's mean feature, until no two neighbours are closer than 1 - cosine = threshold.
+It also tries one change of the features: the region's mean CIELAB colour (on F's stride-8 grid, /100)
+appended to its unit-length embedding with a weight. Four of FSSOD's classes (two teams, two
+goalkeepers) differ by kit colour, which ImageNet features are trained to ignore.
 
 Labels are read only to score (strict protocol: names fitted on the train split, the test split
 scored; 11 clusters by Hungarian matching, more by majority). CPU, a few minutes per row:
 
-    python region_study.py --data ../shared/fssod --caches cache/fssod-superpixel-416x608 cache/fssod-oracle-416x608 --merge 0.15 0.3
+    python region_study.py --data ../shared/fssod --caches cache/fssod-superpixel-416x608 cache/fssod-oracle-416x608 --merge 0.15 0.3 --colour-weights 0 1 2
 """
 import argparse
 import time
@@ -20,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from skimage import graph
+from skimage.color import rgb2lab
 
 import evaluate
 from data import NUM_CLASSES
@@ -56,6 +60,14 @@ def merge_by_features(masks: MaskSet, features: torch.Tensor, threshold: float) 
     return MaskSet(torch.from_numpy(merged.astype(np.int64)), torch.eye(int(merged.max()) + 1, dtype=torch.bool))
 
 
+def region_embeddings(image: dict, masks: MaskSet, colour_weight: float) -> torch.Tensor:
+    """Eq. 1 on the frozen features, unit length, with the mean Lab colour (weighted) appended: (N, D [+ 3])."""
+    embeddings = F.normalize(masked_average_pool(image["features"], masks), dim=1)
+    if colour_weight:
+        embeddings = torch.cat([embeddings, colour_weight * masked_average_pool(image["lab"], masks)], dim=1)
+    return F.normalize(embeddings, dim=1)
+
+
 def kmeans_pseudo_label_scores(frames: list[dict], k: int, seed: int, area_power: float) -> tuple[float, float]:
     """k-means start of the SBM on the train frames' regions, its pseudo-labels scored -> (test mIoU, train mIoU)."""
     train = [f for f in frames if f["split"] == "train"]
@@ -77,6 +89,8 @@ def main(argv=None) -> None:
     p.add_argument("--caches", nargs="+", required=True, help="mask caches holding every frame (sam_teacher.py --split all)")
     p.add_argument("--merge", type=float, nargs="*", default=[], metavar="THRESHOLD",
                    help="also score the first cache's regions merged by feature similarity at these 1 - cosine thresholds")
+    p.add_argument("--colour-weights", type=float, nargs="+", default=[0.0],
+                   help="weights of the mean Lab colour appended to each region embedding (0: features alone)")
     p.add_argument("--size", type=int, nargs=2, default=[416, 608])
     p.add_argument("--clusters", type=int, nargs="+", default=[NUM_CLASSES, 40])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="k-means seeds")
@@ -90,8 +104,10 @@ def main(argv=None) -> None:
         for split, dataset in (("train", fit), ("test", test)):
             for i in range(len(dataset)):
                 item = dataset[i]
-                images.append({"split": split, "name": item["name"], "label": item["label"],
-                               "features": sbm.frozen_features(item["image"][None])[0]})
+                features = sbm.frozen_features(item["image"][None])[0]
+                lab = torch.from_numpy(rgb2lab(item["image"].permute(1, 2, 0).numpy())).permute(2, 0, 1).float() / 100
+                images.append({"split": split, "name": item["name"], "label": item["label"], "features": features,
+                               "lab": F.adaptive_avg_pool2d(lab, features.shape[-2:])})
     print(f"frozen features of {len(images)} frames: {time.perf_counter() - t0:.0f} s", flush=True)
 
     sources = [(folder, lambda image, cache=MaskCache(folder): cache.load(image["name"])[0]) for folder in a.caches]
@@ -101,22 +117,21 @@ def main(argv=None) -> None:
     rows = []
     for name, regions_of in sources:
         t0 = time.perf_counter()
-        frames = []
-        for image in images:
-            masks = regions_of(image)
-            frames.append({"split": image["split"], "label": image["label"], "masks": masks,
-                           "embeddings": F.normalize(masked_average_pool(image["features"], masks), dim=1)})
+        frames = [{"split": image["split"], "label": image["label"], "masks": regions_of(image)} for image in images]
         regions = np.mean([len(f["masks"]) for f in frames])
-        for k in a.clusters:
-            scores = np.array([kmeans_pseudo_label_scores(frames, k, seed, area_power) for seed in a.seeds])
-            rows.append((name, regions, k, scores))
-            print(f"{name}: {regions:.0f} regions per frame, {k} clusters: test {scores[:, 0].mean():.1f}, "
-                  f"train {scores[:, 1].mean():.1f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        for colour_weight in a.colour_weights:
+            for image, frame in zip(images, frames):
+                frame["embeddings"] = region_embeddings(image, frame["masks"], colour_weight)
+            for k in a.clusters:
+                scores = np.array([kmeans_pseudo_label_scores(frames, k, seed, area_power) for seed in a.seeds])
+                rows.append((name, regions, colour_weight, k, scores))
+                print(f"{name}: {regions:.0f} regions per frame, colour weight {colour_weight:g}, {k} clusters: "
+                      f"test {scores[:, 0].mean():.1f}, train {scores[:, 1].mean():.1f} ({time.perf_counter() - t0:.0f} s)", flush=True)
     std = (lambda v: f" ± {v.std(ddof=1):.1f}") if len(a.seeds) > 1 else (lambda v: "")
     print(f"\nSBM k-means pseudo-labels (no training), strict protocol, k-means seeds {a.seeds}, mean ± sample std (%):\n")
-    print("| regions | regions per frame | K | test mIoU | train mIoU |\n|---|---:|---:|---:|---:|")
-    for name, regions, k, scores in rows:
-        print(f"| {name} | {regions:.0f} | {k} | {scores[:, 0].mean():.1f}{std(scores[:, 0])} | "
+    print("| regions | regions per frame | colour weight | K | test mIoU | train mIoU |\n|---|---:|---:|---:|---:|---:|")
+    for name, regions, colour_weight, k, scores in rows:
+        print(f"| {name} | {regions:.0f} | {colour_weight:g} | {k} | {scores[:, 0].mean():.1f}{std(scores[:, 0])} | "
               f"{scores[:, 1].mean():.1f}{std(scores[:, 1])} |")
 
 

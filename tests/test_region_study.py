@@ -30,6 +30,6 @@ def test_every_region_source_is_scored(tmp_path, fssod_root, capsys):
     cache = tmp_path / "cache"
     sam_teacher.build_cache(open_dataset(fssod_root, "all", (64, 96)), sam_teacher.SuperpixelTeacher(), cache, progress=False)
     region_study.main(["--data", str(fssod_root), "--caches", str(cache), "--merge", "0.2", "--size", "64", "96",
-                       "--clusters", "11", "--seeds", "0"])
+                       "--clusters", "11", "--seeds", "0", "--colour-weights", "0", "1"])
     table = capsys.readouterr().out.split("| regions |")[1]
-    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 2
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 4
