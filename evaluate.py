@@ -273,7 +273,7 @@ def sbm_pseudo_label_scores(state: dict, fit, evaluated, device: str) -> dict:
             build_cache(frames, teacher, args["cache"], progress=False)
     cache = MaskCache(args["cache"], expected_settings={"source": args["source"], "image_size": args["size"]})
     sbm = SemanticBridgingModule(num_clusters=k, backbone=args["sbm_backbone"], sam_checkpoint=args["sam_checkpoint"],
-                                 sam_model_type=args["sam_model"])
+                                 sam_model_type=args["sam_model"], colour_weight=args.get("sbm_colour_weight", 0.0))
     sbm.load_state_dict(state["sbm"])
     sbm.to(device).eval()
 

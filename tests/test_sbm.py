@@ -7,8 +7,8 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from sam_teacher import MaskSet
-from sbm import (SemanticBridgingModule, ensemble_pseudo_logits, masked_average_pool, photometric_jitter,
-                 sinkhorn_knopp)
+from sbm import (SemanticBridgingModule, cell_lab_colour, ensemble_pseudo_logits, masked_average_pool,
+                 photometric_jitter, sinkhorn_knopp)
 
 
 def random_masks(generator, n, height, width):
@@ -247,3 +247,22 @@ def test_label_temperature_sharpens_the_pseudo_logits_without_changing_their_arg
         (y_soft, covered), (y_sharp, _) = soft(image[None], [masks]), sharp(image[None], [masks])
     assert torch.allclose(y_sharp, 5 * y_soft, atol=1e-4)
     assert torch.equal(y_sharp.argmax(1)[covered], y_soft.argmax(1)[covered])
+
+
+def test_cell_lab_colour_gives_known_colours_per_cell():
+    images = torch.zeros(1, 3, 8, 8)
+    images[0, 0, :, :4] = 1.0  # left half pure red, right half black
+    lab = cell_lab_colour(images, (1, 2))
+    assert lab.shape == (1, 3, 1, 2)
+    assert torch.allclose(lab[0, :, 0, 0], torch.tensor([53.24, 80.09, 67.20]) / 100, atol=1e-3)
+    assert torch.allclose(lab[0, :, 0, 1], torch.zeros(3), atol=1e-4)
+
+
+def test_colour_weight_appends_the_weighted_cell_colour_to_f():
+    images = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    plain = SemanticBridgingModule(num_clusters=5).eval()
+    coloured = SemanticBridgingModule(num_clusters=5, colour_weight=2.0).eval()
+    f_plain, f_coloured = plain.frozen_features(images), coloured.frozen_features(images)
+    assert f_coloured.shape[1] == f_plain.shape[1] + 3 == coloured.prototypes.shape[1]
+    assert torch.allclose(f_coloured[:, :-3], f_plain, atol=1e-5)
+    assert torch.allclose(f_coloured[:, -3:], 2.0 * cell_lab_colour(images, f_plain.shape[-2:]), atol=1e-5)

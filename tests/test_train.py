@@ -69,6 +69,14 @@ def test_a_fixed_sbm_does_not_move_and_gets_no_optimizer(tmp_path):
     assert not all(torch.equal(after_one["student"][k], after_two["student"][k]) for k in after_one["student"])
 
 
+def test_sbm_with_colour_trains_and_its_pseudo_labels_are_scored(tmp_path):
+    results = train.main([*TINY, "--cache", str(tmp_path / "cache"), "--epochs", "1", "--sbm-colour-weight", "1",
+                          "--out", str(tmp_path / "run")])
+    # evaluate.py rebuilt the SBM from the checkpoint's args: without the 3 colour channels its weights would not load.
+    assert state_of(tmp_path / "run")["args"]["sbm_colour_weight"] == 1
+    assert 0 <= results["sbm_pseudo_labels"]["miou"] <= 100
+
+
 def test_cosine_schedule_decays_from_the_base_rate_to_zero():
     assert [train.learning_rate_factor(s, 10, "constant") for s in (0, 5, 10)] == [1.0, 1.0, 1.0]
     assert [train.learning_rate_factor(s, 10, "cosine") for s in (0, 5, 10)] == pytest.approx([1.0, 0.5, 0.0])
