@@ -12,7 +12,8 @@ appended to F with a weight (`train.py --sbm-colour-weight`). Four of FSSOD's cl
 two goalkeepers) differ by kit colour, which ImageNet features are trained to ignore.
 
 Labels are read only to score (strict protocol: names fitted on the train split, the test split
-scored; 11 clusters by Hungarian matching, more by majority). CPU, a few minutes per row:
+scored; 11 clusters by Hungarian matching, more by majority). On a 2-core CPU the command below takes
+about 8 minutes:
 
     python region_study.py --data ../shared/fssod --caches cache/fssod-superpixel-416x608 cache/fssod-oracle-416x608 --merge 0.15 0.3 --colour-weights 0 1 2
 """
