@@ -212,7 +212,7 @@ def frame_names(frames: Dataset) -> list[str]:
 class SBMStep(nn.Module):
     """The SBM's forward pass and its label-free objective in one call, so DDP syncs its gradients.
 
-    With self_labelling=False the objective is skipped (a fixed SBM: its k-means start is the teacher).
+    With self_labelling=False (--lambda-self 0) the objective, which would weigh nothing, is skipped.
     """
 
     def __init__(self, sbm: SemanticBridgingModule, self_labelling: bool = True):
@@ -407,7 +407,10 @@ def main(argv=None) -> dict | None:
     if world > 1 and sbm is not None and not sbm_trains:
         # No DDP wrapper to copy rank 0's k-means prototypes to the other ranks: copy them here.
         broadcast_from_rank0(sbm.parameters(), sbm.buffers())
-    sbm_step = None if sbm is None else (ddp(SBMStep(sbm)) if sbm_trains else SBMStep(sbm, self_labelling=False))
+    # The objective is skipped whenever its weight is 0; only an SBM that trains is wrapped for DDP.
+    sbm_step = None if sbm is None else SBMStep(sbm, self_labelling=args.lambda_self > 0)
+    if sbm_trains:
+        sbm_step = ddp(sbm_step)
     optimizers = [opt_student] if opt_sbm is None else [opt_student, opt_sbm]
     base_lrs = [args.lr] if opt_sbm is None else [args.lr, args.lr_sbm]
     total_steps = args.epochs * len(loader)
