@@ -262,15 +262,13 @@ def sbm_pseudo_label_scores(state: dict, fit, evaluated, device: str) -> dict:
     --max-frames run skipped) are added to the run's mask cache (the teacher sees only the image,
     except the analysis-only oracle source).
     """
-    from sam_teacher import MaskCache, build_cache, make_teacher, missing_frames
+    from sam_teacher import MaskCache, build_cache, missing_frames, teacher_for_run
     from sbm import SemanticBridgingModule
 
     args, k = state["args"], state["args"]["clusters"]
     for frames in (fit, evaluated):
         if missing_frames(args["cache"], frames.names):
-            teacher = make_teacher(args["source"], checkpoint=args["sam_checkpoint"], device=device,
-                                   **({"model_type": args["sam_model"]} if args["source"] == "sam" else {}))
-            build_cache(frames, teacher, args["cache"], progress=False)
+            build_cache(frames, teacher_for_run(args, device), args["cache"], progress=False)
     cache = MaskCache(args["cache"], expected_settings={"source": args["source"], "image_size": args["size"]})
     sbm = SemanticBridgingModule(num_clusters=k, backbone=args["sbm_backbone"], sam_checkpoint=args["sam_checkpoint"],
                                  sam_model_type=args["sam_model"], colour_weight=args.get("sbm_colour_weight", 0.0))

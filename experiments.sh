@@ -15,8 +15,13 @@
 # (soccersam-long), fixed-long* (fixed-prototypes-long), k40-long* (soccersam-k40-long), k40-fixed-long*,
 # oracle-k40-fixed-long*, k40-balanced* and oracle-k40-balanced* (the two before, eq. 4 class-balanced:
 # --class-balance 0.5), supervised-long (300 epochs). two-gpus: the default run under torchrun on two
-# GPUs, 8 frames per GPU and step (checks the multi-GPU path). colour* and k40-colour*: fixed-prototypes
-# and k40-fixed-long with the cells' Lab colour in the SBM's F (--sbm-colour-weight 1; not yet run).
+# GPUs, 8 frames per GPU and step (checks the multi-GPU path). colour*, fixed-long-colour*, k40-colour* and
+# main-colour*: fixed-prototypes, fixed-prototypes-long, k40-fixed-long and soccersam with the cells' Lab
+# colour in the SBM's F (--sbm-colour-weight 1). k40-constant*: k40-fixed-long at a constant rate.
+# oracle-colour*: oracle masks, 11 clusters, no SBM objective, colour. A second round (mask source
+# `student`: the connected pieces of a k40-fixed-long student's segmentation, built into
+# RUNS/k40-fixed-long-seedS/masks-416x608): second-round* and second-round-colour* (11 clusters, no SBM
+# objective, without and with colour), second-round-k40* (40 clusters, LONG epochs, cosine).
 # Every run writes RUNS/NAME/{checkpoint.pt,results.json,classwise_iou.png,qualitative.png,tables.md};
 # a run folder that already has a checkpoint is resumed, one with results.json is skipped.
 set -euo pipefail
@@ -39,6 +44,14 @@ run() {
 seeded() {
   local name=$1; shift
   for seed in $SEEDS; do run "$name-seed$seed" --seed "$seed" "$@"; done
+}
+second_round() {  # NAME ARGS: per seed, round one (k40-fixed-long), then NAME trained on its student's masks
+  local name=$1; shift
+  for seed in $SEEDS; do
+    run "k40-fixed-long-seed$seed" --seed "$seed" --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine
+    run "$name-seed$seed" --seed "$seed" --source student --round-one "$RUNS/k40-fixed-long-seed$seed/checkpoint.pt" \
+      --lambda-self 0 "$@"
+  done
 }
 for group in "$@"; do
   case "$group" in
@@ -74,6 +87,13 @@ for group in "$@"; do
     two-gpus)    LAUNCH="torchrun --nproc_per_node=2" run soccersam-two-gpus ;;
     colour)      seeded fixed-prototypes-colour --lambda-self 0 --sbm-colour-weight 1 ;;
     k40-colour)  seeded k40-fixed-long-colour --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine --sbm-colour-weight 1 ;;
+    fixed-long-colour) seeded fixed-prototypes-long-colour --lambda-self 0 --epochs "$LONG" --schedule cosine --sbm-colour-weight 1 ;;
+    main-colour) seeded soccersam-colour --sbm-colour-weight 1 ;;
+    k40-constant) seeded k40-fixed-long-constant --clusters 40 --lambda-self 0 --epochs "$LONG" ;;
+    oracle-colour) seeded oracle-fixed-colour --source oracle --lambda-self 0 --sbm-colour-weight 1 ;;
+    second-round) second_round second-round ;;
+    second-round-colour) second_round second-round-colour --sbm-colour-weight 1 ;;
+    second-round-k40) second_round second-round-k40 --clusters 40 --epochs "$LONG" --schedule cosine ;;
     prior)       run prior --sbm-prior "$RUNS/supervised/checkpoint.pt" ;;
     *) echo "unknown group $group: see the header of experiments.sh" >&2; exit 2 ;;
   esac

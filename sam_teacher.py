@@ -12,7 +12,7 @@ store them in a cache folder (one `<frame name>.npz` per frame, written atomical
 interrupted run resumes where it stopped). A frame's masks are stored as a `MaskSet`: the pieces
 (segments) the masks cut the frame into, and which mask covers which piece. That form is 200x
 smaller than N dense masks and lets the SBM compute eqs. 1 and 2 once per segment (sbm.py).
-Training reads the cache through `MaskCache` and never loads SAM. Three mask sources fill the cache, and every result must say which one it used:
+Training reads the cache through `MaskCache` and never loads SAM. Four mask sources fill the cache, and every result must say which one it used:
 - "sam": segment-anything with an official checkpoint, the paper's teacher. Without a checkpoint
   it runs with random weights, which is only good for tests and timing.
 - "superpixel": scikit-image graph-based regions (felzenszwalb, or slic), our stand-in when no SAM
@@ -20,6 +20,8 @@ Training reads the cache through `MaskCache` and never loads SAM. Three mask sou
   "superpixel masks" rather than SAM.
 - "oracle": connected components of the ground-truth class regions with the class ids dropped.
   It reads labels, so it is for analysis only: an upper bound on what perfect SAM masks would give.
+- "student": connected components of the segmentation a trained, label-free student predicts
+  (a finished train.py run): a second round, whose regions are the first round's objects.
 
 Build a cache (train.py's default folder for these frames and this source):
     python sam_teacher.py --data ../shared/fssod --split all --source superpixel --out cache/fssod-superpixel-416x608
@@ -41,7 +43,7 @@ from scipy import ndimage
 from skimage.segmentation import felzenszwalb, slic
 from tqdm import tqdm
 
-SOURCES = ("sam", "superpixel", "oracle")
+SOURCES = ("sam", "superpixel", "oracle", "student")
 CHECKPOINT_HELP = (
     "The official SAM checkpoints are listed at "
     "https://github.com/facebookresearch/segment-anything#model-checkpoints "
@@ -325,27 +327,85 @@ class OracleTeacher:
         label = np.asarray(label)
         if label.shape != image.shape[:2]:
             raise ValueError(f"OracleTeacher: label shape {label.shape} differs from image shape {image.shape[:2]}")
-        regions = np.full(label.shape, -1, dtype=np.int64)
-        next_id = 0
-        for class_id in np.unique(label):
-            if class_id == self.settings["ignore_index"]:
-                continue
-            components, count = ndimage.label(label == class_id, structure=np.ones((3, 3), dtype=bool))
-            inside = components > 0
-            regions[inside] = components[inside] - 1 + next_id
-            next_id += count
-        return masks_from_regions(regions)
+        return masks_from_regions(connected_regions(label, ignore_index=self.settings["ignore_index"]))
 
 
-def make_teacher(source: str, checkpoint: str | None = None, device: str = "cpu", **settings: Any) -> SamTeacher | SuperpixelTeacher | OracleTeacher:
-    """source in {"sam", "superpixel", "oracle"}; settings go to the teacher's constructor."""
+def connected_regions(segmentation: np.ndarray, ignore_index: int | None = None) -> np.ndarray:
+    """(H, W) int class or cluster ids -> (H, W) region ids: one per 8-connected component of each id.
+
+    8-connectivity keeps a thin diagonal goal bar one region; `ignore_index` pixels get -1 (no region).
+    """
+    regions = np.full(segmentation.shape, -1, dtype=np.int64)
+    next_id = 0
+    for value in np.unique(segmentation):
+        if value == ignore_index:
+            continue
+        components, count = ndimage.label(segmentation == value, structure=np.ones((3, 3), dtype=bool))
+        inside = components > 0
+        regions[inside] = components[inside] - 1 + next_id
+        next_id += count
+    return regions
+
+
+class StudentTeacher:
+    """Connected components of a trained student's predicted segmentation: masks for a second round.
+
+    Superpixels cut a player into a dozen pieces; a student trained on them (round one) paints the
+    player as one or two clusters, so its segmentation, split into connected pieces, gives object
+    sized class-agnostic regions without SAM weights. The cluster ids are dropped, like the oracle's
+    class ids. Only a label-free run may start a round: a checkpoint trained with labels (the
+    supervised baseline, a labelled SBM prior, oracle masks) is refused.
+    """
+
+    needs_label = False
+
+    def __init__(self, checkpoint: str, device: str = "cpu") -> None:
+        from student import build_student
+
+        if not os.path.isfile(checkpoint):
+            raise FileNotFoundError(f"Round-one checkpoint {checkpoint!r} not found: pass the checkpoint.pt of a finished label-free train.py run.")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        args = state["args"]
+        if args["supervised"] or args.get("sbm_prior") or args["source"] == "oracle":
+            raise ValueError(f"Round-one checkpoint {checkpoint!r} was trained with labels (supervised, --sbm-prior or oracle masks): a second round must start from a label-free run.")
+        self.student = build_student(args.get("student", "unet"), args["clusters"], args["encoder"], pretrained=False)
+        self.student.load_state_dict(state["student"])
+        self.student.to(device).eval()
+        self.device = device
+        self.settings = {"source": "student", "round_one": checkpoint, "round_one_source": args["source"],
+                         "round_one_clusters": args["clusters"], "round_one_epochs": state["epoch"] + 1}
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """image: (H, W, 3) uint8 RGB -> masks: (N, H, W) bool, a partition of the frame, largest first."""
+        _check_image(image)
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(self.device)
+        segmentation = self.student(x).argmax(1)[0].cpu().numpy()
+        return masks_from_regions(connected_regions(segmentation))
+
+
+def make_teacher(source: str, checkpoint: str | None = None, device: str = "cpu", **settings: Any) -> SamTeacher | SuperpixelTeacher | OracleTeacher | StudentTeacher:
+    """source in SOURCES; checkpoint: SAM's weights ("sam") or round one's checkpoint.pt ("student");
+    settings go to the teacher's constructor."""
     if source == "sam":
         return SamTeacher(checkpoint=checkpoint, device=device, **settings)
+    if source == "student":
+        if checkpoint is None:
+            raise ValueError("The student mask source needs round one's checkpoint.pt (train.py --round-one, sam_teacher.py --checkpoint) to build masks.")
+        return StudentTeacher(checkpoint, device=device)
     if source not in SOURCES:
         raise ValueError(f"Unknown mask source {source!r}; choose one of {', '.join(SOURCES)}")
     if checkpoint is not None:
         raise ValueError(f"--checkpoint is a SAM checkpoint; the {source!r} source takes none (use --source sam).")
     return SuperpixelTeacher(**settings) if source == "superpixel" else OracleTeacher(**settings)
+
+
+def teacher_for_run(run_args: dict, device: str = "cpu") -> SamTeacher | SuperpixelTeacher | OracleTeacher | StudentTeacher:
+    """The teacher a train.py run names in its args (its --source, --sam-checkpoint, --round-one)."""
+    source = run_args["source"]
+    checkpoint = run_args.get("round_one") if source == "student" else run_args.get("sam_checkpoint")
+    return make_teacher(source, checkpoint=checkpoint, device=device,
+                        **({"model_type": run_args["sam_model"]} if source == "sam" else {}))
 
 
 def _build_command(cache_dir: str, source: str = "superpixel") -> str:
@@ -455,7 +515,7 @@ def _to_uint8_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8).transpose(1, 2, 0)
 
 
-def build_cache(dataset: Sequence[dict], teacher: SamTeacher | SuperpixelTeacher | OracleTeacher, out_dir: str, progress: bool = True) -> MaskCache:
+def build_cache(dataset: Sequence[dict], teacher: SamTeacher | SuperpixelTeacher | OracleTeacher | StudentTeacher, out_dir: str, progress: bool = True) -> MaskCache:
     """Run the teacher over every frame of `dataset` and store its masks in out_dir.
 
     dataset: items {"image": (3, H, W) float in [0, 1], "name": str, "label": (H, W) int (oracle only)}.
@@ -505,8 +565,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Precompute the teacher's masks and boundary maps into a cache folder (paper section 2.1).")
     parser.add_argument("--data", required=True, help="folder of FSSOD frames (e.g. ../shared/fssod/images), or 'synthetic'")
     parser.add_argument("--split", choices=("train", "test", "all"), default="train", help="FSSOD split (ignored for synthetic data)")
-    parser.add_argument("--source", choices=SOURCES, default="sam", help="sam (needs --checkpoint), superpixel (no weights), oracle (reads labels: analysis only)")
-    parser.add_argument("--checkpoint", default=None, help="SAM checkpoint file, e.g. sam_vit_b_01ec64.pth; without it SAM has random weights")
+    parser.add_argument("--source", choices=SOURCES, default="sam", help="sam (needs --checkpoint), superpixel (no weights), oracle (reads labels: analysis only), student (--checkpoint: a finished label-free train.py run)")
+    parser.add_argument("--checkpoint", default=None, help="SAM checkpoint file, e.g. sam_vit_b_01ec64.pth (without it SAM has random weights); with --source student, round one's RUN/checkpoint.pt")
     parser.add_argument("--model-type", default="vit_b", choices=("vit_b", "vit_l", "vit_h"))
     parser.add_argument("--points-per-side", type=int, default=32, help="SAM's prompt grid is points_per_side^2 points")
     parser.add_argument("--size", type=int, nargs=2, default=(416, 608), metavar=("H", "W"))

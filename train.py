@@ -37,7 +37,7 @@ import evaluate
 from data import NUM_CLASSES, open_dataset
 from losses import (augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
                     sbm_consistency_loss, total_loss)
-from sam_teacher import MaskCache, MaskSet, build_cache, make_teacher, missing_frames
+from sam_teacher import MaskCache, MaskSet, build_cache, missing_frames, teacher_for_run
 from sbm import SemanticBridgingModule, cluster_means, merged_kmeans, spherical_kmeans
 from student import build_student
 
@@ -50,11 +50,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="training size; default 416 608 (the paper's) for FSSOD, 128 192 for synthetic")
     p.add_argument("--num-synthetic", type=int, default=48, help="synthetic training frames")
     p.add_argument("--max-frames", type=int, help="use only the first N training frames (quick checks)")
-    p.add_argument("--source", default="superpixel", choices=["sam", "superpixel", "oracle"],
-                   help="mask source: SAM (needs --sam-checkpoint), superpixels, or the analysis-only oracle")
+    p.add_argument("--source", default="superpixel", choices=["sam", "superpixel", "oracle", "student"],
+                   help="mask source: SAM (needs --sam-checkpoint), superpixels, the analysis-only oracle, "
+                        "or a trained student's segmentation (a second round: --round-one)")
     p.add_argument("--sam-checkpoint", help="official SAM checkpoint, e.g. sam_vit_b_01ec64.pth")
     p.add_argument("--sam-model", default="vit_b", choices=["vit_b", "vit_l", "vit_h"])
-    p.add_argument("--cache", help="mask cache folder; default cache/<data>-<source>-<H>x<W>")
+    p.add_argument("--round-one", metavar="CHECKPOINT",
+                   help="--source student: the checkpoint.pt of a finished label-free run whose predictions give the masks")
+    p.add_argument("--cache", help="mask cache folder; default cache/<data>-<source>-<H>x<W>, "
+                                   "or ROUND_ONE_RUN/masks-<H>x<W> for --source student")
     p.add_argument("--out", default="runs/default", help="run folder: checkpoint, results, figures, tables")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=8, help="frames per process and step")
@@ -105,8 +109,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.size is None:
         args.size = [128, 192] if args.data == "synthetic" else [416, 608]
+    if args.source == "student" and not (args.round_one or args.cache):
+        p.error("--source student: pass --round-one RUN/checkpoint.pt (a finished label-free run) or a --cache it filled")
     if args.cache is None:
-        args.cache = f"cache/{Path(args.data).name}-{args.source}-{args.size[0]}x{args.size[1]}"
+        folder = Path(args.round_one).parent if args.source == "student" else Path("cache")
+        name = "masks" if args.source == "student" else f"{Path(args.data).name}-{args.source}"
+        args.cache = str(folder / f"{name}-{args.size[0]}x{args.size[1]}")
     if any(side % 32 for side in args.size):
         # The student's encoder downsamples 32x; fail here, before a mask cache is built for nothing.
         p.error(f"--size {args.size[0]} {args.size[1]}: H and W must be multiples of 32, e.g. 416 608 or 224 320")
@@ -193,9 +201,7 @@ def mask_cache(args: argparse.Namespace, rank: int, world: int) -> MaskCache:
     # The oracle is the one source that reads the ground truth: it is the analysis-only bound.
     frames = training_frames(args, labels=(args.source == "oracle"))
     if rank == 0 and missing_frames(args.cache, frame_names(frames)):
-        teacher = make_teacher(args.source, checkpoint=args.sam_checkpoint, device=args.device,
-                               **({"model_type": args.sam_model} if args.source == "sam" else {}))
-        build_cache(frames, teacher, args.cache)
+        build_cache(frames, teacher_for_run(vars(args), args.device), args.cache)
     barrier(world)
     return MaskCache(args.cache, expected_settings={"source": args.source, "image_size": list(args.size)})
 

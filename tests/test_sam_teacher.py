@@ -1,4 +1,4 @@
-"""Tests of sam_teacher.py: the three mask sources, B_SAM, and the on-disk mask cache."""
+"""Tests of sam_teacher.py: the mask sources, B_SAM, and the on-disk mask cache (the student source: test_train.py)."""
 import json
 import os
 
@@ -17,6 +17,7 @@ from sam_teacher import (
     SuperpixelTeacher,
     boundary_map,
     build_cache,
+    connected_regions,
     make_teacher,
     masks_from_regions,
 )
@@ -117,6 +118,19 @@ def test_oracle_splits_two_separate_regions_of_one_class():
     with pytest.warns(UserWarning):
         masks = OracleTeacher()(image, label)
     assert len(masks) == 3 and masks[0].sum() == 56 and masks[1].sum() == masks[2].sum() == 4
+
+
+def test_connected_regions_split_each_id_into_8_connected_pieces():
+    segmentation = np.array([[0, 0, 1, 1],
+                             [0, 1, 0, 1],
+                             [2, 2, 0, 9],
+                             [1, 2, 0, 9]])
+    regions = connected_regions(segmentation, ignore_index=9)
+    assert (regions[segmentation == 9] == -1).all()
+    # 0: one piece, joined across a diagonal; 1: two pieces, the lone 1 at the bottom left apart; 2: one.
+    assert len(np.unique(regions[regions >= 0])) == 4
+    for region in np.unique(regions[regions >= 0]):
+        assert len(np.unique(segmentation[regions == region])) == 1
 
 
 def test_boundary_map_is_the_union_of_inner_mask_edges():

@@ -117,7 +117,7 @@ def test_a_complete_cache_never_builds_the_teacher(tmp_path, monkeypatch):
     def no_teacher(*args, **kwargs):
         raise AssertionError("the teacher was built although the cache holds every frame")
 
-    monkeypatch.setattr(train, "make_teacher", no_teacher)
+    monkeypatch.setattr(train, "teacher_for_run", no_teacher)
     monkeypatch.setattr("sam_teacher.make_teacher", no_teacher)
     train.main([*common, "--out", str(tmp_path / "second")])
 
@@ -160,3 +160,35 @@ def test_a_size_the_student_cannot_take_is_refused_before_any_work(tmp_path, cap
         train.main(["--size", "208", "304", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")])
     assert "multiples of 32" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_second_round_takes_its_masks_from_the_first_rounds_student(tmp_path):
+    from sam_teacher import MaskCache, StudentTeacher
+    from data import SyntheticScenes
+    train.main([*TINY, "--epochs", "1", "--lambda-self", "0", "--out", str(tmp_path / "one")])
+    round_one = str(tmp_path / "one" / "checkpoint.pt")
+    train.main([*TINY, "--epochs", "1", "--lambda-self", "0", "--source", "student", "--round-one", round_one,
+                "--out", str(tmp_path / "two")])
+    assert json.loads((tmp_path / "two" / "results.json").read_text())["mask_source"] == "student"
+
+    # Each cached mask is one connected piece of one cluster of round one's predicted segmentation.
+    cache = MaskCache(str(tmp_path / "one" / "masks-64x96"), expected_settings={"source": "student"})
+    frame = SyntheticScenes(8, size=(64, 96), seed=0, labels=False)[0]
+    masks, _ = cache.load(frame["name"])
+    image = (frame["image"].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+    teacher = StudentTeacher(round_one)
+    segmentation = teacher.student(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255).argmax(1)[0]
+    dense = masks.dense()
+    assert torch.equal(dense.sum(0), torch.ones(64, 96, dtype=dense.sum(0).dtype))
+    for mask in dense:
+        assert len(segmentation[mask].unique()) == 1
+    assert len(dense) >= len(segmentation.unique())
+
+
+def test_a_second_round_refuses_a_run_trained_with_labels(tmp_path):
+    from sam_teacher import StudentTeacher
+    train.main([*TINY, "--epochs", "1", "--supervised", "--out", str(tmp_path / "supervised")])
+    with pytest.raises(ValueError, match="trained with labels"):
+        StudentTeacher(str(tmp_path / "supervised" / "checkpoint.pt"))
+    with pytest.raises(SystemExit):
+        train.parse_args([*TINY, "--source", "student"])
