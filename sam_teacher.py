@@ -40,7 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from scipy import ndimage
-from skimage.segmentation import felzenszwalb, slic
+from skimage.segmentation import expand_labels, felzenszwalb, slic
 from tqdm import tqdm
 
 SOURCES = ("sam", "superpixel", "oracle", "student")
@@ -347,19 +347,32 @@ def connected_regions(segmentation: np.ndarray, ignore_index: int | None = None)
     return regions
 
 
+def absorb_small_regions(regions: np.ndarray, min_size: int) -> np.ndarray:
+    """(H, W) region ids >= 0 -> the same map where every region under min_size pixels is taken
+    over by its nearest region of at least min_size pixels (scikit-image expand_labels)."""
+    ids = regions + 1  # expand_labels grows labels > 0 into the pixels labelled 0
+    small = np.bincount(ids.ravel())[ids] < min_size
+    if small.all():
+        return regions
+    ids[small] = 0
+    return expand_labels(ids, distance=max(ids.shape)) - 1
+
+
 class StudentTeacher:
     """Connected components of a trained student's predicted segmentation: masks for a second round.
 
     Superpixels cut a player into a dozen pieces; a student trained on them (round one) paints the
     player as one or two clusters, so its segmentation, split into connected pieces, gives object
     sized class-agnostic regions without SAM weights. The cluster ids are dropped, like the oracle's
-    class ids. Only a label-free run may start a round: a checkpoint trained with labels (the
-    supervised baseline, a labelled SBM prior, oracle masks) is refused.
+    class ids. A predicted segmentation is speckled (at 416 x 608, thousands of pieces of a few
+    pixels per frame), so pieces under min_size pixels join their nearest larger piece: felzenszwalb's
+    min_size does the same for superpixels. Only a label-free run may start a round: a checkpoint
+    trained with labels (the supervised baseline, a labelled SBM prior, oracle masks) is refused.
     """
 
     needs_label = False
 
-    def __init__(self, checkpoint: str, device: str = "cpu") -> None:
+    def __init__(self, checkpoint: str, device: str = "cpu", min_size: int = 25) -> None:
         from student import build_student
 
         if not os.path.isfile(checkpoint):
@@ -372,7 +385,7 @@ class StudentTeacher:
         self.student.load_state_dict(state["student"])
         self.student.to(device).eval()
         self.device = device
-        self.settings = {"source": "student", "round_one": checkpoint, "round_one_source": args["source"],
+        self.settings = {"source": "student", "min_size": min_size, "round_one": checkpoint, "round_one_source": args["source"],
                          "round_one_clusters": args["clusters"], "round_one_epochs": state["epoch"] + 1}
 
     @torch.no_grad()
@@ -381,7 +394,7 @@ class StudentTeacher:
         _check_image(image)
         x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(self.device)
         segmentation = self.student(x).argmax(1)[0].cpu().numpy()
-        return masks_from_regions(connected_regions(segmentation))
+        return masks_from_regions(absorb_small_regions(connected_regions(segmentation), self.settings["min_size"]))
 
 
 def make_teacher(source: str, checkpoint: str | None = None, device: str = "cpu", **settings: Any) -> SamTeacher | SuperpixelTeacher | OracleTeacher | StudentTeacher:

@@ -15,6 +15,7 @@ from sam_teacher import (
     OracleTeacher,
     SamTeacher,
     SuperpixelTeacher,
+    absorb_small_regions,
     boundary_map,
     build_cache,
     connected_regions,
@@ -266,3 +267,15 @@ def test_cache_in_an_older_layout_is_refused_with_a_rebuild_hint(tmp_path):
     (tmp_path / "settings.json").write_text(json.dumps(settings))
     with pytest.raises(ValueError, match="older layout.*rebuild"):
         MaskCache(tmp_path)
+
+
+def test_small_regions_join_their_nearest_large_region():
+    regions = np.zeros((20, 20), dtype=np.int64)
+    regions[:, 10:] = 1
+    regions[5, 3] = 2           # a one-pixel speckle inside region 0
+    regions[12:14, 14:16] = 3   # a 4-pixel speckle inside region 1
+    absorbed = absorb_small_regions(regions, min_size=5)
+    expected = np.zeros((20, 20), dtype=np.int64)
+    expected[:, 10:] = 1
+    assert np.array_equal(absorbed, expected)
+    assert np.array_equal(absorb_small_regions(regions, min_size=1000), regions), "nothing is left to absorb into"
