@@ -21,7 +21,8 @@
 # oracle-colour*: oracle masks, 11 clusters, no SBM objective, colour. A second round (mask source
 # `student`: the connected pieces of a k40-fixed-long student's segmentation, built into
 # RUNS/k40-fixed-long-seedS/masks-416x608): second-round* and second-round-colour* (11 clusters, no SBM
-# objective, without and with colour), second-round-k40* (40 clusters, LONG epochs, cosine).
+# objective, without and with colour), second-round-k40* (40 clusters, LONG epochs, cosine). sbm-lr-paper*:
+# main and ablations with the SBM at the paper's lr 1e-5 (--lr-sbm 1e-5; the student keeps LR).
 # Every run writes RUNS/NAME/{checkpoint.pt,results.json,classwise_iou.png,qualitative.png,tables.md};
 # a run folder that already has a checkpoint is resumed, one with results.json is skipped.
 set -euo pipefail
@@ -90,6 +91,8 @@ for group in "$@"; do
     fixed-long-colour) seeded fixed-prototypes-long-colour --lambda-self 0 --epochs "$LONG" --schedule cosine --sbm-colour-weight 1 ;;
     main-colour) seeded soccersam-colour --sbm-colour-weight 1 ;;
     k40-constant) seeded k40-fixed-long-constant --clusters 40 --lambda-self 0 --epochs "$LONG" ;;
+    sbm-lr-paper) for ablation in "soccersam" "wo-sbm --lambda-sbm 0" "wo-bd --lambda-bd 0" "wo-aug --lambda-aug 0"; do
+                   set -- $ablation; seeded "$1-sbm-lr1e-5" --lr-sbm 1e-5 "${@:2}"; done ;;
     oracle-colour) seeded oracle-fixed-colour --source oracle --lambda-self 0 --sbm-colour-weight 1 ;;
     second-round) second_round second-round ;;
     second-round-colour) second_round second-round-colour --sbm-colour-weight 1 ;;
