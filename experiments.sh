@@ -21,7 +21,8 @@
 # oracle-colour*: oracle masks, 11 clusters, no SBM objective, colour. A second round (mask source
 # `student`: the connected pieces of a k40-fixed-long student's segmentation, built into
 # RUNS/k40-fixed-long-seedS/masks-416x608): second-round* and second-round-colour* (11 clusters, no SBM
-# objective, without and with colour), second-round-k40* (40 clusters, LONG epochs, cosine). sbm-lr-paper*:
+# objective, without and with colour), second-round-k40* (40 clusters, LONG epochs, cosine); not run on the
+# GPU (RESULTS.md: a CPU study found the regions no better than superpixels). sbm-lr-paper* (the headline):
 # main and ablations with the SBM at the paper's lr 1e-5 (--lr-sbm 1e-5; the student keeps LR).
 # Every run writes RUNS/NAME/{checkpoint.pt,results.json,classwise_iou.png,qualitative.png,tables.md};
 # a run folder that already has a checkpoint is resumed, one with results.json is skipped.

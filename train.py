@@ -111,6 +111,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.size = [128, 192] if args.data == "synthetic" else [416, 608]
     if args.source == "student" and not (args.round_one or args.cache):
         p.error("--source student: pass --round-one RUN/checkpoint.pt (a finished label-free run) or a --cache it filled")
+    if args.round_one and args.source != "student":
+        p.error("--round-one gives the masks of --source student only: add --source student or drop --round-one")
     if args.cache is None:
         folder = Path(args.round_one).parent if args.source == "student" else Path("cache")
         name = "masks" if args.source == "student" else f"{Path(args.data).name}-{args.source}"

@@ -192,3 +192,5 @@ def test_a_second_round_refuses_a_run_trained_with_labels(tmp_path):
         StudentTeacher(str(tmp_path / "supervised" / "checkpoint.pt"))
     with pytest.raises(SystemExit):
         train.parse_args([*TINY, "--source", "student"])
+    with pytest.raises(SystemExit):
+        train.parse_args([*TINY, "--round-one", str(tmp_path / "supervised" / "checkpoint.pt")])
