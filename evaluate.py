@@ -282,8 +282,7 @@ def sbm_pseudo_label_scores(state: dict, fit, evaluated, device: str) -> dict:
     conf_fit, _ = predict_split(predict, fit, k, device)
     conf, _ = predict_split(predict, evaluated, k, device)
     mapping = name_channels(conf_fit, supervised=False)
-    return dict(percent(segmentation_scores(remap_confusion(conf, mapping))),
-                train_split_miou=percent(segmentation_scores(remap_confusion(conf_fit, mapping)))["miou"])
+    return dict(named_scores(conf, mapping), train_split_miou=named_scores(conf_fit, mapping)["miou"])
 
 
 def name_channels(conf: np.ndarray, supervised: bool) -> np.ndarray:
@@ -298,6 +297,11 @@ def percent(scores: dict) -> dict:
     return {"miou": 100 * scores["miou"], "fwiou": 100 * scores["fwiou"],
             "pixel_accuracy": 100 * scores["pixel_accuracy"],
             "iou": {name: (None if np.isnan(v) else 100 * float(v)) for name, v in zip(CLASS_NAMES, scores["iou"])}}
+
+
+def named_scores(conf: np.ndarray, mapping: np.ndarray) -> dict:
+    """Scores in % of a (C, K) confusion matrix once its K channels are named by `mapping`."""
+    return percent(segmentation_scores(remap_confusion(conf, mapping)))
 
 
 def table_row(name: str, miou: float, fwiou: float) -> dict:
@@ -331,8 +335,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     conf_fit, _ = predict_split(predict, fit, k, device)
     conf, frames = predict_split(predict, evaluated, k, device, keep=4)
     mapping = name_channels(conf_fit, args["supervised"])
-    strict = percent(segmentation_scores(remap_confusion(conf, mapping)))
-    per_split = percent(segmentation_scores(remap_confusion(conf, name_channels(conf, args["supervised"]))))
+    strict = named_scores(conf, mapping)
+    per_split = named_scores(conf, name_channels(conf, args["supervised"]))
 
     if args["supervised"]:
         method = f"{'LRASPP-MobileNetV3' if args.get('student') == 'lraspp' else 'MobileNet-UNet'} (supervised, ours)"
@@ -352,7 +356,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
         "lr": args["lr"], "schedule": args.get("schedule", "constant"), "class_balance": args.get("class_balance", 0.0),
         "mapping": mapping.tolist(), "strict": strict,
         # The train split scored with its own naming: what decisions can be tuned on without the test frames.
-        "train_split": percent(segmentation_scores(remap_confusion(conf_fit, mapping))),
+        "train_split": named_scores(conf_fit, mapping),
         "per_split": dict(per_split, protocol="channels named on the evaluated split itself (usual unsupervised protocol)"),
         "train_img_per_s": train_img_per_s,
         "sbm_pseudo_labels": None if args["supervised"] else sbm_pseudo_label_scores(state, fit, evaluated, device),

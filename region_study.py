@@ -71,8 +71,7 @@ def kmeans_pseudo_label_scores(frames: list[dict], k: int, seed: int, area_power
         pseudo_logits, _ = ensemble_pseudo_logits(f["embeddings"] @ centres.T, f["masks"])
         confusion[f["split"]] += evaluate.confusion_matrix(pseudo_logits.argmax(0), f["label"], NUM_CLASSES, k)
     mapping = evaluate.name_channels(confusion["train"], supervised=False)
-    return tuple(evaluate.percent(evaluate.segmentation_scores(evaluate.remap_confusion(confusion[s], mapping)))["miou"]
-                 for s in ("test", "train"))
+    return tuple(evaluate.named_scores(confusion[s], mapping)["miou"] for s in ("test", "train"))
 
 
 def main(argv=None) -> None:
