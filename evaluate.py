@@ -313,7 +313,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
                         train_img_per_s: float | None = None) -> dict:
     """Scores a saved student on `split` and writes results.json, the class-wise IoU figure (Fig. 2),
     the qualitative figure (Fig. 3) and the markdown tables (Tables 1 and 2) into `out_dir`."""
-    from student import build_student
+    from student import trained_student
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
@@ -323,9 +323,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     data, size, k = data or args["data"], tuple(args["size"]), args["clusters"]
     out_dir = Path(out_dir or checkpoint.parent)
     out_dir.mkdir(parents=True, exist_ok=True)
-    student = build_student(args.get("student", "unet"), k, args["encoder"], pretrained=False)
-    student.load_state_dict(state["student"])
-    student.to(device).eval()
+    student = trained_student(state, device)
 
     fit, evaluated = labelled_splits(data, split, size, args["num_synthetic"])
 

@@ -373,7 +373,7 @@ class StudentTeacher:
     needs_label = False
 
     def __init__(self, checkpoint: str, device: str = "cpu", min_size: int = 25) -> None:
-        from student import build_student
+        from student import trained_student
 
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f"Round-one checkpoint {checkpoint!r} not found: pass the checkpoint.pt of a finished label-free train.py run.")
@@ -381,10 +381,7 @@ class StudentTeacher:
         args = state["args"]
         if args["supervised"] or args.get("sbm_prior") or args["source"] == "oracle":
             raise ValueError(f"Round-one checkpoint {checkpoint!r} was trained with labels (supervised, --sbm-prior or oracle masks): a second round must start from a label-free run.")
-        self.student = build_student(args.get("student", "unet"), args["clusters"], args["encoder"], pretrained=False)
-        self.student.load_state_dict(state["student"])
-        self.student.to(device).eval()
-        self.device = device
+        self.student, self.device = trained_student(state, device), device
         self.settings = {"source": "student", "min_size": min_size, "round_one": checkpoint, "round_one_source": args["source"],
                          "round_one_clusters": args["clusters"], "round_one_epochs": state["epoch"] + 1}
 

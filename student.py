@@ -206,3 +206,11 @@ def build_student(architecture: str, num_outputs: int, encoder: str = "efficient
     if architecture == "lraspp":
         return LRASPPBaseline(num_outputs=num_outputs)
     raise ValueError(f"unknown student architecture {architecture!r}: choose 'unet' or 'lraspp'")
+
+
+def trained_student(state: dict, device: str | torch.device = "cpu") -> nn.Module:
+    """The student saved in a train.py checkpoint (`torch.load` of RUN/checkpoint.pt), in eval mode."""
+    args = state["args"]
+    student = build_student(args.get("student", "unet"), args["clusters"], args["encoder"], pretrained=False)
+    student.load_state_dict(state["student"])
+    return student.to(device).eval()

@@ -39,7 +39,7 @@ from losses import (augmentation_consistency_loss, boundary_consistency_loss, ra
                     sbm_consistency_loss, total_loss)
 from sam_teacher import MaskCache, MaskSet, build_cache, missing_frames, teacher_for_run
 from sbm import SemanticBridgingModule, cluster_means, merged_kmeans, spherical_kmeans
-from student import build_student
+from student import build_student, trained_student
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -266,10 +266,10 @@ def initial_prototypes(sbm: SemanticBridgingModule, dataset: FramesWithMasks, ar
     prior = None
     if args.sbm_prior:
         state = torch.load(args.sbm_prior, map_location=device, weights_only=False)
-        prior = build_student(state["args"].get("student", "unet"), NUM_CLASSES, state["args"]["encoder"],
-                              pretrained=False).to(device)
-        prior.load_state_dict(state["student"])
-        prior.eval()
+        if state["args"]["clusters"] != NUM_CLASSES:
+            raise ValueError(f"--sbm-prior {args.sbm_prior}: its student has {state['args']['clusters']} outputs, "
+                             f"not the {NUM_CLASSES} classes; pass a --supervised run's checkpoint")
+        prior = trained_student(state, device)
     embeddings, weights, classes = [], [], []
     for i in range(len(dataset)):
         item = dataset[i]
