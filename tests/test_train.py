@@ -197,3 +197,23 @@ def test_a_second_round_refuses_a_run_trained_with_labels(tmp_path):
         train.parse_args([*TINY, "--source", "student"])
     with pytest.raises(SystemExit):
         train.parse_args([*TINY, "--round-one", str(tmp_path / "supervised" / "checkpoint.pt")])
+
+
+def test_a_labelled_prior_names_each_region_by_the_supervised_students_majority(tmp_path):
+    train.main([*TINY, "--epochs", "1", "--supervised", "--out", str(tmp_path / "supervised")])
+    state = state_of(tmp_path / "supervised")
+    # A prior that calls every pixel class 2: every region votes 2, so class 2's prototype is the mean
+    # of all region embeddings and the ten classes no region voted for keep zero rows.
+    state["student"]["classifier.bias"].fill_(-100.0)[2] = 100.0
+    torch.save(state, tmp_path / "prior.pt")
+    results = train.main([*TINY, "--epochs", "1", "--lambda-self", "0", "--sbm-prior", str(tmp_path / "prior.pt"),
+                          "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
+    assert "uses labels" in results["method"]
+    norms = state_of(tmp_path / "run")["sbm"]["prototypes"].norm(dim=1)
+    assert torch.allclose(norms[2], torch.tensor(1.0)) and (norms[torch.arange(11) != 2] == 0).all()
+
+    state["args"]["clusters"] = 40
+    torch.save(state, tmp_path / "forty.pt")
+    with pytest.raises(ValueError, match="not the 11 classes"):
+        train.main([*TINY, "--epochs", "1", "--sbm-prior", str(tmp_path / "forty.pt"),
+                    "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "forty")])
