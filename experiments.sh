@@ -24,6 +24,8 @@
 # objective, without and with colour), second-round-k40* (40 clusters, LONG epochs, cosine); not run on the
 # GPU (RESULTS.md: a CPU study found the regions no better than superpixels). sbm-lr-paper* (the headline):
 # main and ablations with the SBM at the paper's lr 1e-5 (--lr-sbm 1e-5; the student keeps LR).
+# two-gpus-defaults*: README's `torchrun --nproc_per_node=2 train.py --data DATA`, at train.py's own
+# defaults (no --epochs or learning rates passed: the headline's settings, with 16 frames a step).
 # Every run writes RUNS/NAME/{checkpoint.pt,results.json,classwise_iou.png,qualitative.png,tables.md};
 # a run folder that already has a checkpoint is resumed, one with results.json is skipped.
 set -euo pipefail
@@ -40,7 +42,8 @@ run() {
   local name=$1; shift
   [[ -f "$RUNS/$name/results.json" ]] && return
   local resume=(); [[ -f "$RUNS/$name/checkpoint.pt" ]] && resume=(--resume)
-  $LAUNCH train.py --data "$DATA" --epochs "$EPOCHS" --lr "$LR" --lr-sbm "$LR" --workers "$WORKERS" \
+  local schedule=(--epochs "$EPOCHS" --lr "$LR" --lr-sbm "$LR"); [[ -n ${DEFAULTS:-} ]] && schedule=()
+  $LAUNCH train.py --data "$DATA" "${schedule[@]}" --workers "$WORKERS" \
     --out "$RUNS/$name" "${resume[@]}" "$@" 2>>"$RUNS/$name.err" | tee -a "$RUNS/$name.log"
 }
 seeded() {
@@ -87,6 +90,7 @@ for group in "$@"; do
     k40-balanced) seeded k40-fixed-long-balanced --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine --class-balance 0.5 ;;
     oracle-k40-balanced) seeded oracle-k40-fixed-long-balanced --source oracle --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine --class-balance 0.5 ;;
     two-gpus)    LAUNCH="torchrun --nproc_per_node=2" run soccersam-two-gpus ;;
+    two-gpus-defaults) DEFAULTS=1 LAUNCH="torchrun --nproc_per_node=2" seeded two-gpus-defaults ;;
     colour)      seeded fixed-prototypes-colour --lambda-self 0 --sbm-colour-weight 1 ;;
     k40-colour)  seeded k40-fixed-long-colour --clusters 40 --lambda-self 0 --epochs "$LONG" --schedule cosine --sbm-colour-weight 1 ;;
     fixed-long-colour) seeded fixed-prototypes-long-colour --lambda-self 0 --epochs "$LONG" --schedule cosine --sbm-colour-weight 1 ;;
