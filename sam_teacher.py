@@ -394,7 +394,10 @@ class StudentTeacher:
         return masks_from_regions(absorb_small_regions(connected_regions(segmentation), self.settings["min_size"]))
 
 
-def make_teacher(source: str, checkpoint: str | None = None, device: str = "cpu", **settings: Any) -> SamTeacher | SuperpixelTeacher | OracleTeacher | StudentTeacher:
+Teacher = SamTeacher | SuperpixelTeacher | OracleTeacher | StudentTeacher
+
+
+def make_teacher(source: str, checkpoint: str | None = None, device: str = "cpu", **settings: Any) -> Teacher:
     """source in SOURCES; checkpoint: SAM's weights ("sam") or round one's checkpoint.pt ("student");
     settings go to the teacher's constructor."""
     if source == "sam":
@@ -410,7 +413,7 @@ def make_teacher(source: str, checkpoint: str | None = None, device: str = "cpu"
     return SuperpixelTeacher(**settings) if source == "superpixel" else OracleTeacher(**settings)
 
 
-def teacher_for_run(run_args: dict, device: str = "cpu") -> SamTeacher | SuperpixelTeacher | OracleTeacher | StudentTeacher:
+def teacher_for_run(run_args: dict, device: str = "cpu") -> Teacher:
     """The teacher a train.py run names in its args (its --source, --sam-checkpoint, --round-one)."""
     source = run_args["source"]
     checkpoint = run_args.get("round_one") if source == "student" else run_args.get("sam_checkpoint")
@@ -525,7 +528,7 @@ def _to_uint8_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8).transpose(1, 2, 0)
 
 
-def build_cache(dataset: Sequence[dict], teacher: SamTeacher | SuperpixelTeacher | OracleTeacher | StudentTeacher, out_dir: str, progress: bool = True) -> MaskCache:
+def build_cache(dataset: Sequence[dict], teacher: Teacher, out_dir: str, progress: bool = True) -> MaskCache:
     """Run the teacher over every frame of `dataset` and store its masks in out_dir.
 
     dataset: items {"image": (3, H, W) float in [0, 1], "name": str, "label": (H, W) int (oracle only)}.

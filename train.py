@@ -116,10 +116,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--source student: pass --round-one RUN/checkpoint.pt (a finished label-free run) or a --cache it filled")
     if args.round_one and args.source != "student":
         p.error("--round-one gives the masks of --source student only: add --source student or drop --round-one")
-    if args.cache is None:
-        folder = Path(args.round_one).parent if args.source == "student" else Path("cache")
-        name = "masks" if args.source == "student" else f"{Path(args.data).name}-{args.source}"
-        args.cache = str(folder / f"{name}-{args.size[0]}x{args.size[1]}")
+    if args.cache is None and args.source == "student":
+        args.cache = str(Path(args.round_one).parent / f"masks-{args.size[0]}x{args.size[1]}")
+    elif args.cache is None:
+        args.cache = f"cache/{Path(args.data).name}-{args.source}-{args.size[0]}x{args.size[1]}"
     if any(side % 32 for side in args.size):
         # The student's encoder downsamples 32x; fail here, before a mask cache is built for nothing.
         p.error(f"--size {args.size[0]} {args.size[1]}: H and W must be multiples of 32, e.g. 416 608 or 224 320")
