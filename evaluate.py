@@ -1,22 +1,27 @@
-"""Evaluation: confusion matrices, mIoU / FWIoU, naming of clusters, Figures 2-3, Tables 1-2 (paper Sec. 4).
+"""Evaluation: confusion matrices, mIoU / FWIoU, naming of clusters, cross-validation, Figures 2-3,
+Tables 1-2 (paper Sec. 3).
 
 The paper reports mean intersection over union (mIoU) and frequency-weighted IoU (FWIoU) on FSSOD.
 Both come from one confusion matrix: rows are the true classes, columns the predicted channels.
 IoU of a class is its diagonal entry over (row sum + column sum - diagonal); a class absent from the
 ground truth of the evaluated frames has no IoU (nan) and is left out of the mean; FWIoU weights
-each class's IoU by its share of the labelled pixels.
+each class's IoU by its share of the labelled pixels. FSSOD's black pixels are unlabelled (data.py),
+so "Coaches & Officials" never occurs and scores are over the 10 classes that do.
 
 Our method is trained without labels (SPEC point 2), so its K output channels are clusters that
 must be named before they can be scored. Strict protocol: Hungarian matching (K = 11) on the
-confusion matrix of the *train* split fixes one channel -> class mapping, which is then applied
-unchanged to the test split. Per-split protocol, the usual one in unsupervised segmentation and
-reported beside it, labelled as such: the matching is fitted on the evaluated split itself. With more
-clusters than classes (K > 11), each channel is named by its majority class on the train split.
-`remap_confusion` turns a (C, K) confusion matrix into the (C, C) matrix of the named prediction.
+confusion matrix of the frames the run *trained* on fixes one channel -> class mapping, which is then
+applied unchanged to its test frames. Per-split protocol, the usual one in unsupervised segmentation
+and reported beside it, labelled as such: the matching is fitted on the test frames themselves. With
+more clusters than classes (K > 11), each channel is named by its majority class on the training frames.
+
+The headline is a 5-fold cross-validation (data.fold_of_frames): each fold's run trains on four fifths
+of the frames, is named on them and scored on the last fifth; `pool_folds` sums the five named test
+confusion matrices into one, so every labelled frame counts exactly once, and reports the spread over
+folds beside it.
 """
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +32,20 @@ from matplotlib.patches import Patch
 from scipy.optimize import linear_sum_assignment
 from torch.utils.data import DataLoader
 
-from data import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, PALETTE, open_dataset
+from data import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, open_dataset
+from sam_teacher import report_user_errors, write_atomically
+
+# Figures draw classes in colours a person can tell apart; the dataset's own palette gives Team A and
+# Goalkeeper A (and Team B and Goalkeeper B) colours a few units apart.
+DISPLAY_PALETTE = np.array([(230, 25, 75), (250, 190, 212), (0, 130, 200), (60, 180, 75), (240, 50, 230),
+                            (0, 0, 0), (145, 30, 180), (255, 225, 25), (245, 130, 48), (70, 240, 240),
+                            (128, 0, 0)], dtype=np.uint8)
+SMALL_CLASSES = (1, 4, 7, 8)  # referee, ball, goalkeepers: where label-free methods fail
+PAPER_TABLE_1 = [("FCN", 77.84, 92.26), ("PSPNet", 58.46, 83.96), ("SegNet", 69.7, 90.51),
+                 ("VGG-UNet", 83.64, 95.02), ("MobileNet-UNet (supervised)", 84.28, 95.36),
+                 ("SoccerSAM", 92.33, 97.2)]
+PAPER_TABLE_2 = [("SoccerSAM w/o L_sbm", 88.37, 93.54), ("SoccerSAM w/o L_bd", 87.42, 94.8),
+                 ("SoccerSAM w/o L_aug", 89.2, 95.4), ("SoccerSAM", 92.33, 97.2)]
 
 
 def _as_numpy(array) -> np.ndarray:
@@ -46,13 +64,16 @@ def confusion_matrix(pred, target, num_classes: int, num_predicted: int | None =
     num_predicted = num_classes if num_predicted is None else num_predicted
     pred, target = _as_numpy(pred).astype(np.int64).ravel(), _as_numpy(target).astype(np.int64).ravel()
     if pred.shape != target.shape:
-        raise ValueError(f"prediction has {pred.size} pixels but target has {target.size}; pass maps of the same shape")
+        raise ValueError(f"prediction has {pred.size} pixels but target has {target.size}; "
+                         "pass maps of the same shape")
     valid = target != IGNORE_INDEX
     pred, target = pred[valid], target[valid]
     if target.size and (target.min() < 0 or target.max() >= num_classes):
-        raise ValueError(f"target ids must lie in 0..{num_classes - 1} or be {IGNORE_INDEX}; got {target.min()}..{target.max()}")
+        raise ValueError(f"target ids must lie in 0..{num_classes - 1} or be {IGNORE_INDEX}; got "
+                         f"{target.min()}..{target.max()}")
     if pred.size and (pred.min() < 0 or pred.max() >= num_predicted):
-        raise ValueError(f"predicted channels must lie in 0..{num_predicted - 1}; got {pred.min()}..{pred.max()}; pass num_predicted")
+        raise ValueError(f"predicted channels must lie in 0..{num_predicted - 1}; got "
+                         f"{pred.min()}..{pred.max()}; pass num_predicted")
     counts = np.bincount(target * num_predicted + pred, minlength=num_classes * num_predicted)
     return counts.reshape(num_classes, num_predicted)
 
@@ -66,7 +87,8 @@ def segmentation_scores(conf: np.ndarray) -> dict:
     """
     conf = np.asarray(conf, dtype=np.float64)
     if conf.ndim != 2 or conf.shape[0] != conf.shape[1]:
-        raise ValueError(f"segmentation_scores needs a square confusion matrix, got {conf.shape}; name the channels first (remap_confusion)")
+        raise ValueError(f"segmentation_scores needs a square confusion matrix, got {conf.shape}; name the "
+                         "channels first (remap_confusion)")
     total = conf.sum()
     if total == 0:
         raise ValueError("the confusion matrix is empty: no labelled pixel was counted; check the targets")
@@ -90,7 +112,8 @@ def hungarian_match(conf: np.ndarray) -> np.ndarray:
     """
     conf = np.asarray(conf)
     if conf.shape[0] != conf.shape[1]:
-        raise ValueError(f"Hungarian matching needs as many channels as classes, got {conf.shape}; use majority_match for K > C")
+        raise ValueError(f"Hungarian matching needs as many channels as classes, got {conf.shape}; use "
+                         "majority_match for K > C")
     channels, classes = linear_sum_assignment(conf.T, maximize=True)
     mapping = np.empty(conf.shape[1], dtype=np.int64)
     mapping[channels] = classes
@@ -118,11 +141,32 @@ def remap_confusion(conf: np.ndarray, mapping: np.ndarray) -> np.ndarray:
     conf = np.asarray(conf)
     mapping = np.asarray(mapping, dtype=np.int64)
     if mapping.shape != (conf.shape[1],):
-        raise ValueError(f"mapping has shape {mapping.shape} but the confusion matrix has {conf.shape[1]} channels; pass one class per channel")
+        raise ValueError(f"mapping has shape {mapping.shape} but the confusion matrix has {conf.shape[1]} "
+                         "channels; pass one class per channel")
     named = np.zeros((conf.shape[0], conf.shape[0]), dtype=conf.dtype)
     np.add.at(named.T, mapping, conf.T)
     return named
 
+
+def name_channels(conf: np.ndarray, supervised: bool) -> np.ndarray:
+    """Output channel -> class: the identity for the supervised baseline, else Hungarian matching
+    (K = 11) or majority naming (K > 11) on `conf` (SPEC point 2)."""
+    if supervised:
+        return np.arange(conf.shape[1])
+    return hungarian_match(conf) if conf.shape[1] == conf.shape[0] else majority_match(conf)
+
+
+def scores_in_percent(named_conf: np.ndarray) -> dict:
+    """mIoU, FWIoU, pixel accuracy and per-class IoU in %, of a named (C, C) confusion matrix."""
+    scores = segmentation_scores(named_conf)
+    return {"miou": 100 * scores["miou"], "fwiou": 100 * scores["fwiou"],
+            "pixel_accuracy": 100 * scores["pixel_accuracy"],
+            "iou": {name: None if np.isnan(v) else 100 * float(v)
+                    for name, v in zip(CLASS_NAMES, scores["iou"])}}
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures 2 and 3, and the tables.
 
 def _save(figure: Figure, path: str | Path) -> None:
     path = Path(path)
@@ -131,20 +175,22 @@ def _save(figure: Figure, path: str | Path) -> None:
     figure.savefig(path, dpi=120)
 
 
-def plot_classwise_iou(iou: np.ndarray, class_names: list[str], path: str | Path, title: str = "Class-wise IoU") -> None:
+def plot_classwise_iou(iou: np.ndarray, class_names: list[str], path: str | Path,
+                       title: str = "Class-wise IoU") -> None:
     """Figure 2: horizontal bar chart of per-class IoU (fractions, shown in %); nan classes marked n/a."""
     iou = np.asarray(iou, dtype=np.float64)
-    figure = Figure(figsize=(7, 0.4 * len(class_names) + 1.2))
+    figure = Figure(figsize=(7, 0.4 * len(class_names) + 1.4))
     axes = figure.add_subplot()
     positions = np.arange(len(class_names))
     axes.barh(positions, np.nan_to_num(iou * 100), color="tab:blue")
     for position, value in zip(positions, iou):
-        axes.text(0.5 if np.isnan(value) else value * 100 + 0.5, position, "n/a" if np.isnan(value) else f"{value * 100:.1f}", va="center", fontsize=8)
+        axes.text(0.5 if np.isnan(value) else value * 100 + 0.5, position,
+                  "n/a (absent)" if np.isnan(value) else f"{value * 100:.1f}", va="center", fontsize=8)
     axes.set_yticks(positions, class_names)
     axes.invert_yaxis()
     axes.set_xlim(0, 110)
     axes.set_xlabel("IoU (%)")
-    axes.set_title(title)
+    axes.set_title(title, fontsize=9)
     figure.tight_layout()
     _save(figure, path)
 
@@ -168,37 +214,47 @@ def _paint(label, palette: np.ndarray) -> np.ndarray:
     return out
 
 
-def plot_qualitative(
-    images, labels, preds, path: str | Path, palette: np.ndarray, titles: list[str] | None = None, class_names: list[str] | None = None
-) -> None:
-    """Figure 3: one row per frame, input | ground truth | prediction.
+def plot_qualitative(images, labels, preds, path: str | Path, palette: np.ndarray,
+                     titles: list[str] | None = None, class_names: list[str] | None = None,
+                     heading: str | None = None) -> None:
+    """Figure 3: one row per frame, input | ground truth | prediction (input | prediction when labels
+    is None).
 
     images: sequence of (3, H, W) float in [0, 1] or (H, W, 3) uint8; labels, preds: sequences of
-    (H, W) class ids (predictions already named); palette: (C, 3) uint8. titles name the rows;
-    class_names adds a legend of the palette.
+    (H, W) ids (predictions already named); palette: (C, 3) uint8, white = unlabelled. titles name the
+    rows; class_names adds a legend of the palette; heading goes above the grid.
     """
     rows = len(images)
-    if not (rows == len(labels) == len(preds)) or rows == 0:
-        raise ValueError(f"got {len(images)} images, {len(labels)} labels, {len(preds)} predictions; pass the same non-zero number of each")
+    if rows == 0 or len(preds) != rows or (labels is not None and len(labels) != rows):
+        raise ValueError(f"got {len(images)} images, {len(preds)} predictions and "
+                         f"{'no' if labels is None else len(labels)} labels; pass the same non-zero number "
+                         "of each")
+    columns = ("input", "prediction") if labels is None else ("input", "ground truth", "prediction")
     height, width = _as_rgb(images[0]).shape[:2]
-    figure = Figure(figsize=(3 * 2 * width / height + 0.5, 2 * rows + (0.8 if class_names else 0.3)))
-    axes = figure.subplots(rows, 3, squeeze=False)
+    legend_rows = 0 if not class_names else -(-(len(class_names) + 1) // 6)
+    figure = Figure(figsize=(len(columns) * 2 * width / height + 0.5, 2 * rows + 0.3 * legend_rows + 0.6))
+    axes = figure.subplots(rows, len(columns), squeeze=False)
     for row in range(rows):
-        panels = (_as_rgb(images[row]), _paint(labels[row], palette), _paint(preds[row], palette))
-        for column, (panel, heading) in enumerate(zip(panels, ("input", "ground truth", "prediction"))):
+        panels = [_as_rgb(images[row])] + ([] if labels is None else [_paint(labels[row], palette)])
+        panels.append(_paint(preds[row], palette))
+        for column, (panel, name) in enumerate(zip(panels, columns)):
             axes[row, column].imshow(panel, interpolation="nearest")
             axes[row, column].set_xticks([])
             axes[row, column].set_yticks([])
             if row == 0:
-                axes[row, column].set_title(heading)
+                axes[row, column].set_title(name)
         if titles is not None:
             axes[row, 0].set_ylabel(titles[row], fontsize=8)
+    if heading:
+        figure.suptitle(heading, fontsize=9)
+    bottom = 0.0
     if class_names:
-        handles = [Patch(color=np.asarray(colour) / 255, label=name) for colour, name in zip(palette, class_names)]
-        figure.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=7, frameon=False)
-        figure.tight_layout(rect=(0, 0.06, 1, 1))
-    else:
-        figure.tight_layout()
+        handles = [Patch(facecolor=np.asarray(colour) / 255, edgecolor="grey", label=name)
+                   for colour, name in zip(palette, class_names)]
+        handles.append(Patch(facecolor="white", edgecolor="grey", label="unlabelled"))
+        figure.legend(handles=handles, loc="lower center", ncol=6, fontsize=7, frameon=False)
+        bottom = 0.3 * legend_rows / figure.get_figheight()
+    figure.tight_layout(rect=(0, bottom, 1, 0.97 if heading else 1))
     _save(figure, path)
 
 
@@ -217,61 +273,79 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_run_outputs(results: dict, frames: list[tuple], out_dir: Path) -> None:
+    """results.json, classwise_iou.png (Fig. 2), qualitative.png (Fig. 3) and tables.md of a scored run.
+    frames: (image, label, named prediction, title) rows for Fig. 3."""
+    write_atomically(out_dir / "results.json", json.dumps(results, indent=2).encode())
+    where = f"{results['data']}, {results['evaluated_on']}"
+    iou = np.array([np.nan if v is None else v for v in results["strict"]["iou"].values()]) / 100
+    plot_classwise_iou(iou, CLASS_NAMES, out_dir / "classwise_iou.png",
+                       title=f"{results['method']}, {results['masks']}\nclass-wise IoU, {where}")
+    images, labels, preds, titles = zip(*frames)
+    plot_qualitative(images, labels, preds, out_dir / "qualitative.png", DISPLAY_PALETTE, titles=list(titles),
+                     class_names=CLASS_NAMES, heading=f"{results['method']}: {where}")
+    columns = ["method", "mIoU (%)", "FWIoU (%)"]
+
+    def row(name: str, miou: float, fwiou: float) -> dict:
+        return {"method": name, "mIoU (%)": f"{miou:.2f}", "FWIoU (%)": f"{fwiou:.2f}"}
+
+    strict = results["strict"]
+    dropped = [f"L_{n}" for n in ("sbm", "bd", "aug") if results["lambdas"][n] == 0]
+    ours = row(f"{results['method']}{' w/o ' + ', '.join(dropped) if dropped else ''}, {results['masks']}",
+               strict["miou"], strict["fwiou"])
+    table_1 = [row(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_1] + [ours]
+    table_2 = [row(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_2] + [ours]
+    (out_dir / "tables.md").write_text(
+        f"Table 1 ({where}; ours: {results['protocol']}):\n\n{markdown_table(table_1, columns)}\n"
+        + ("" if results["mask_source"] is None
+           else f"Table 2 (this run's row):\n\n{markdown_table(table_2, columns)}"))
+
+
 # ----------------------------------------------------------------------------------------------
-# A trained student, scored: what `train.py` runs at its end and `python evaluate.py --checkpoint` runs
-# on any saved checkpoint. This part wires the model to the metrics above.
-
-PAPER_TABLE_1 = [("FCN", 77.84, 92.26), ("PSPNet", 58.46, 83.96), ("SegNet", 69.7, 90.51),
-                 ("VGG-UNet", 83.64, 95.02), ("MobileNet-UNet (supervised)", 84.28, 95.36),
-                 ("SoccerSAM", 92.33, 97.2)]
-PAPER_TABLE_2 = [("SoccerSAM w/o L_sbm", 88.37, 93.54), ("SoccerSAM w/o L_bd", 87.42, 94.8),
-                 ("SoccerSAM w/o L_aug", 89.2, 95.4), ("SoccerSAM", 92.33, 97.2)]
-SMALL_CLASSES = (1, 4, 7, 8)  # referee, ball, goalkeepers: where label-free methods fail
-
-
-def labelled_splits(data: str | Path, split: str, size: tuple[int, int], num_synthetic: int = 48):
-    """The two labelled splits of the strict protocol: the train split, where the channel names are
-    fitted and then frozen, and `split`, the one scored. Labels are opened here and nowhere in training."""
-    return (open_dataset(data, "train", size, labels=True, num_synthetic=num_synthetic),
-            open_dataset(data, split, size, labels=True, num_synthetic=num_synthetic))
-
+# A trained student, scored: what train.py runs at the end of each run (or fold), and what
+# `python evaluate.py --checkpoint` runs on any saved checkpoint.
 
 @torch.no_grad()
-def predict_split(predict, dataset, num_predicted: int, device: str, keep: int = 0):
+def predicted_confusion(predict, dataset, num_predicted: int, device: str) -> tuple[np.ndarray, list[tuple]]:
     """Confusion matrix (C, K) of the argmax channels of `predict(batch) -> logits (B, K, H, W)` over
-    a labelled split, and the `keep` frames richest in small classes as (images, labels, predicted
-    channels) for Figure 3."""
+    a labelled split, and for every frame (small-class pixels, name, image, label, predicted channels)."""
     conf = np.zeros((NUM_CLASSES, num_predicted), np.int64)
     frames = []
     for batch in DataLoader(dataset, batch_size=4):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
             pred = predict(batch).argmax(1).cpu()
         conf += confusion_matrix(pred, batch["label"], NUM_CLASSES, num_predicted)
-        for image, label, p in zip(batch["image"], batch["label"], pred):
+        for name, image, label, p in zip(batch["name"], batch["image"], batch["label"], pred):
             small = int(np.isin(label.numpy(), SMALL_CLASSES).sum())
-            frames.append((small, image.permute(1, 2, 0).numpy(), label.numpy(), p.numpy()))
-    frames = sorted(frames, key=lambda f: -f[0])[:keep]
+            frames.append((small, name, image.permute(1, 2, 0).numpy(), label.numpy(), p.numpy()))
     return conf, frames
 
 
-def sbm_pseudo_label_scores(state: dict, fit, evaluated, device: str) -> dict:
-    """The SBM's own segmentation, the argmax of y_hat (eqs. 1-2), scored with the strict protocol:
-    what the student learns from, so the student's score can be read as gain or loss over it.
+def run_splits(args: dict, black_is_class: bool = False, data: str | None = None):
+    """The two labelled splits of a run (its train.py args): the frames it trained on, where its
+    channels are named, and the frames it is scored on (its fold, or the single split's test frames)."""
+    common = dict(size=tuple(args["size"]), labels=True, fold=args["fold"], folds=args["folds"],
+                  max_frames=args["max_frames"], black_is_class=black_is_class)
+    data = data or args["data"]
+    return open_dataset(data, "train", **common), open_dataset(data, "test", **common)
 
-    Needs the masks of every scored frame: those missing (test frames, or train frames a
-    --max-frames run skipped) are added to the run's mask cache (the teacher sees only the image,
-    except the analysis-only oracle source).
-    """
-    from sam_teacher import MaskCache, build_cache, missing_frames, teacher_for_run
+
+def sbm_pseudo_label_confusions(state: dict, fit, evaluated, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """Confusion matrices (C, K) of the SBM's own segmentation, the argmax of y_hat (eqs. 1-2), on the
+    training and the scored frames: what the student learns from. Masks missing from the run's cache
+    (the scored frames) are added to it (the teacher sees only the image, except the oracle source)."""
+    from sam_teacher import MaskCache, build_cache, make_teacher, missing_frames
     from sbm import SemanticBridgingModule
 
     args, k = state["args"], state["args"]["clusters"]
     for frames in (fit, evaluated):
         if missing_frames(args["cache"], frames.names):
-            build_cache(frames, teacher_for_run(args, device), args["cache"], progress=False)
+            teacher = make_teacher(args["source"], args["sam_checkpoint"], device)
+            build_cache(frames, teacher, args["cache"], progress=False)
     cache = MaskCache(args["cache"], expected_settings={"source": args["source"], "image_size": args["size"]})
-    sbm = SemanticBridgingModule(num_clusters=k, backbone=args["sbm_backbone"], sam_checkpoint=args["sam_checkpoint"],
-                                 sam_model_type=args["sam_model"], colour_weight=args.get("sbm_colour_weight", 0.0))
+    sbm = SemanticBridgingModule(num_clusters=k, backbone=args["sbm_backbone"],
+                                 sam_checkpoint=args["sam_checkpoint"],
+                                 colour_weight=args["sbm_colour_weight"])
     sbm.load_state_dict(state["sbm"])
     sbm.to(device).eval()
 
@@ -279,113 +353,159 @@ def sbm_pseudo_label_scores(state: dict, fit, evaluated, device: str) -> dict:
         masks = [cache.load(name)[0].to(device) for name in batch["name"]]
         return sbm(batch["image"].to(device), masks)[0]
 
-    conf_fit, _ = predict_split(predict, fit, k, device)
-    conf, _ = predict_split(predict, evaluated, k, device)
-    mapping = name_channels(conf_fit, supervised=False)
-    return dict(named_scores(conf, mapping), train_split_miou=named_scores(conf_fit, mapping)["miou"])
+    return tuple(predicted_confusion(predict, frames, k, device)[0] for frames in (fit, evaluated))
 
 
-def name_channels(conf: np.ndarray, supervised: bool) -> np.ndarray:
-    """Output channel -> class: the identity for the supervised baseline, else Hungarian matching
-    (K = 11) or majority naming (K > 11) on `conf` (SPEC point 2)."""
-    if supervised:
-        return np.arange(conf.shape[1])
-    return hungarian_match(conf) if conf.shape[1] == conf.shape[0] else majority_match(conf)
+def describe_run(args: dict) -> tuple[str, str]:
+    """The method's name and its mask source, as every table and figure states them."""
+    if args["supervised"]:
+        student = "LRASPP-MobileNetV3" if args["student"] == "lraspp" else "MobileNet-UNet"
+        return f"{student} (supervised, ours)", "ground-truth labels"
+    masks = {"sam": "SAM masks", "boundary": "PiDiNet regions", "superpixel": "superpixel masks",
+             "oracle": "ANALYSIS: oracle masks (from the labels)"}[args["source"]]
+    if args["sbm_prior"]:
+        return "SoccerSAM (ours) with a labelled SBM prior (ANALYSIS: uses labels)", masks
+    return "SoccerSAM (ours, label-free)", masks
 
 
-def percent(scores: dict) -> dict:
-    return {"miou": 100 * scores["miou"], "fwiou": 100 * scores["fwiou"],
-            "pixel_accuracy": 100 * scores["pixel_accuracy"],
-            "iou": {name: (None if np.isnan(v) else 100 * float(v)) for name, v in zip(CLASS_NAMES, scores["iou"])}}
-
-
-def named_scores(conf: np.ndarray, mapping: np.ndarray) -> dict:
-    """Scores in % of a (C, K) confusion matrix once its K channels are named by `mapping`."""
-    return percent(segmentation_scores(remap_confusion(conf, mapping)))
-
-
-def table_row(name: str, miou: float, fwiou: float) -> dict:
-    return {"method": name, "mIoU (%)": f"{miou:.2f}", "FWIoU (%)": f"{fwiou:.2f}"}
-
-
-def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: str = "test",
-                        out_dir: str | Path | None = None, device: str = "cpu",
-                        train_img_per_s: float | None = None) -> dict:
-    """Scores a saved student on `split` and writes results.json, the class-wise IoU figure (Fig. 2),
-    the qualitative figure (Fig. 3) and the markdown tables (Tables 1 and 2) into `out_dir`."""
+def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = None, device: str = "cpu",
+                        black_is_class: bool = False, data: str | None = None, figures: bool = True) -> dict:
+    """Scores a saved student on its run's test frames (strict and per-split protocols, and the SBM's
+    pseudo-labels) and writes results.json into `out_dir`, with the figures and tables unless
+    figures=False (a fold of a cross-validation: `pool_folds` draws them for the whole run)."""
     from student import trained_student
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} not found: pass the checkpoint.pt of a train.py run folder")
+        raise FileNotFoundError(f"checkpoint {checkpoint} not found: pass the checkpoint.pt "
+                                "of a train.py run folder")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    args = state["args"]
-    data, size, k = data or args["data"], tuple(args["size"]), args["clusters"]
+    args, k = state["args"], state["args"]["clusters"]
     out_dir = Path(out_dir or checkpoint.parent)
     out_dir.mkdir(parents=True, exist_ok=True)
     student = trained_student(state, device)
+    fit, evaluated = run_splits(args, black_is_class, data)
 
-    fit, evaluated = labelled_splits(data, split, size, args["num_synthetic"])
-
-    def predict(batch: dict) -> torch.Tensor:
-        return student(batch["image"].to(device))
-
-    conf_fit, _ = predict_split(predict, fit, k, device)
-    conf, frames = predict_split(predict, evaluated, k, device, keep=4)
+    conf_fit, _ = predicted_confusion(lambda b: student(b["image"].to(device)), fit, k, device)
+    conf, frames = predicted_confusion(lambda b: student(b["image"].to(device)), evaluated, k, device)
     mapping = name_channels(conf_fit, args["supervised"])
-    strict = named_scores(conf, mapping)
-    per_split = named_scores(conf, name_channels(conf, args["supervised"]))
-
-    if args["supervised"]:
-        method = f"{'LRASPP-MobileNetV3' if args.get('student') == 'lraspp' else 'MobileNet-UNet'} (supervised, ours)"
-    elif args.get("sbm_prior"):
-        method = "SoccerSAM (ours) with a labelled SBM prior (analysis: uses labels)"
-    else:
-        method = "SoccerSAM (ours, label-free)"
+    named = {"strict": remap_confusion(conf, mapping), "train_split": remap_confusion(conf_fit, mapping),
+             "per_split": remap_confusion(conf, name_channels(conf, args["supervised"]))}
+    if not args["supervised"]:
+        pseudo_fit, pseudo = sbm_pseudo_label_confusions(state, fit, evaluated, device)
+        pseudo_mapping = name_channels(pseudo_fit, supervised=False)
+        named["pseudo_labels"] = remap_confusion(pseudo, pseudo_mapping)
+        named["pseudo_labels_train"] = remap_confusion(pseudo_fit, pseudo_mapping)
+    method, masks = describe_run(args)
+    fold = args["fold"]
     results = {
-        "method": method, "data": str(data), "split": split, "size": list(size),
-        "mask_source": None if args["supervised"] else args["source"],
+        "method": method, "masks": masks, "mask_source": None if args["supervised"] else args["source"],
+        "data": str(data or args["data"]), "size": list(args["size"]), "fold": fold, "folds": args["folds"],
+        "evaluated_on": "the single split's test frames" if fold is None
+                        else f"fold {fold} of {args['folds']}",
+        "test_frames": list(evaluated.names), "black_is_class": black_is_class,
         "student_weights": state["student_weights"], "sbm_weights": state["sbm_weights"],
-        "protocol": "strict: channels named by Hungarian matching on the train split, applied to this split"
-                    if k == NUM_CLASSES else "majority: each of the K channels named by its majority class on the train split",
-        "sbm_init": None if args["supervised"] else args.get("sbm_prior") or args.get("sbm_init"),
-        "lambdas": {n: args[f"lambda_{n}"] for n in ("sbm", "bd", "aug", "self")},
-        "seed": args["seed"], "epochs": state["epoch"] + 1, "clusters": k,
-        "lr": args["lr"], "schedule": args.get("schedule", "constant"), "class_balance": args.get("class_balance", 0.0),
-        "mapping": mapping.tolist(), "strict": strict,
-        # The train split scored with its own naming: what decisions can be tuned on without the test frames.
-        "train_split": named_scores(conf_fit, mapping),
-        "per_split": dict(per_split, protocol="channels named on the evaluated split itself (usual unsupervised protocol)"),
-        "train_img_per_s": train_img_per_s,
-        "sbm_pseudo_labels": None if args["supervised"] else sbm_pseudo_label_scores(state, fit, evaluated, device),
+        "protocol": protocol(k, args["supervised"], None if fold is None else args["folds"], black_is_class),
+        "lambdas": {n: args[f"lambda_{n}"] for n in ("sbm", "bd", "aug")}, "seed": args["seed"],
+        "epochs": state["epoch"] + 1, "clusters": k, "mapping": mapping.tolist(),
+        **{key: scores_in_percent(c) for key, c in named.items()},
+        "confusion": {key: c.tolist() for key, c in named.items()},
+        "richest_frames": [(small, name) for small, name, *_ in sorted(frames, key=lambda f: -f[0])[:4]],
     }
-    tmp = out_dir / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, out_dir / "results.json")
-
-    plot_classwise_iou(np.array([np.nan if v is None else v for v in strict["iou"].values()]) / 100, CLASS_NAMES,
-                       out_dir / "classwise_iou.png", title=f"{method}: class-wise IoU, {split} split")
-    images, labels, preds = zip(*[(img, lab, mapping[p]) for _, img, lab, p in frames])
-    plot_qualitative(images, labels, preds, out_dir / "qualitative.png", PALETTE)
-    columns = ["method", "mIoU (%)", "FWIoU (%)"]
-    masks = f"{results['mask_source']} masks" if results["mask_source"] else "ground-truth labels"
-    ours = table_row(f"{method}, {masks}; {state['student_weights']}", strict["miou"], strict["fwiou"])
-    dropped = [f"L_{n}" for n in ("sbm", "bd", "aug") if args[f"lambda_{n}"] == 0]
-    ablation = table_row(f"SoccerSAM (ours){' w/o ' + ', '.join(dropped) if dropped else ''}, {masks}",
-                   strict["miou"], strict["fwiou"])
-    table_1 = [table_row(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_1] + [ours]
-    table_2 = [table_row(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_2] + [ablation]
-    (out_dir / "tables.md").write_text(
-        f"Table 1 ({data}, {split} split; ours: {results['protocol']}):\n\n{markdown_table(table_1, columns)}\n\n"
-        + ("" if args["supervised"] else f"Table 2 (this run's row):\n\n{markdown_table(table_2, columns)}\n"))
+    if figures:
+        richest = sorted(frames, key=lambda f: -f[0])[:4]
+        shown = [(image, label, mapping[p], name) for _, name, image, label, p in richest]
+        write_run_outputs(results, shown, out_dir)
+    else:
+        write_atomically(out_dir / "results.json", json.dumps(results, indent=2).encode())
     return results
 
 
+def draw_predictions(checkpoint: str | Path, device: str = "cpu", count: int = 4) -> None:
+    """For a run on unlabelled frames, where nothing can be scored: qualitative.png shows the first
+    frames and the student's clusters (unnamed: naming needs labels)."""
+    from matplotlib import colormaps
+
+    from student import trained_student
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    args = state["args"]
+    frames = open_dataset(args["data"], "all", tuple(args["size"]))
+    student = trained_student(state, device)
+    items = [frames[i] for i in range(min(count, len(frames)))]
+    with torch.no_grad():
+        preds = [student(item["image"][None].to(device))[0].argmax(0).cpu().numpy() for item in items]
+    palette = (np.asarray(colormaps["tab20"](np.arange(args["clusters"]) % 20))[:, :3] * 255).astype(np.uint8)
+    heading = f"{describe_run(args)[0]}: unlabelled frames of {args['data']}, predicted clusters"
+    plot_qualitative([item["image"] for item in items], None, preds, Path(checkpoint).parent / "qualitative.png",
+                     palette, titles=[item["name"] for item in items], heading=heading)
+
+
+def protocol(clusters: int, supervised: bool, folds: int | None, black_is_class: bool) -> str:
+    """One sentence saying how a row was scored (folds=None: the single split)."""
+    frames = (f"{folds}-fold cross-validation over all labelled frames (contiguous blocks by frame number), "
+              "the test folds' confusion matrices summed" if folds else "split.json's single split")
+    if supervised:
+        naming = "supervised: channels are the classes"
+    elif clusters == NUM_CLASSES:
+        naming = "strict: clusters named by Hungarian matching on the training frames"
+    else:
+        naming = f"majority: each of {clusters} clusters named by its majority class on the training frames"
+    black = ("black pixels counted as class 5, Coaches & Officials (the old counting)" if black_is_class
+             else "black pixels ignored, scored over the classes present")
+    return f"{frames}; {naming}; {black}"
+
+
+def pool_folds(run_dir: str | Path, device: str = "cpu") -> dict | None:
+    """The cross-validated result of a run folder: the named confusion matrices of its folds
+    (fold-F/results.json) summed, scored once, with the folds' own mIoU beside them; results.json,
+    the figures and the tables are written into run_dir. None while a fold is missing."""
+    from student import trained_student
+
+    run_dir = Path(run_dir)
+    found = sorted(run_dir.glob("fold-*/results.json"))
+    if not found:
+        return None
+    folds = [json.loads(path.read_text()) for path in found]
+    if sorted(f["fold"] for f in folds) != list(range(folds[0]["folds"])):
+        return None
+    pooled = {key: np.sum([np.asarray(f["confusion"][key]) for f in folds], axis=0)
+              for key in folds[0]["confusion"]}
+    fold_miou = [f["strict"]["miou"] for f in folds]
+    keep = ("method", "masks", "mask_source", "data", "size", "folds", "black_is_class", "student_weights",
+            "sbm_weights", "protocol", "lambdas", "seed", "epochs", "clusters")
+    results = {key: folds[0][key] for key in keep}
+    results.update({"evaluated_on": f"all {sum(len(f['test_frames']) for f in folds)} labelled frames, "
+                                    f"{results['folds']}-fold cross-validation",
+                    **{key: scores_in_percent(c) for key, c in pooled.items()},
+                    "fold_miou": fold_miou, "fold_miou_mean": float(np.mean(fold_miou)),
+                    "fold_miou_std": float(np.std(fold_miou, ddof=1)),
+                    "confusion": {key: c.tolist() for key, c in pooled.items()}})
+    # Figure 3 shows the four frames richest in small classes over all folds, each predicted by the
+    # student of the fold that held it out.
+    richest = sorted(((small, name, f["fold"]) for f in folds for small, name in f["richest_frames"]),
+                     reverse=True)[:4]
+    shown = []
+    for _, name, fold in richest:
+        state = torch.load(run_dir / f"fold-{fold}" / "checkpoint.pt", map_location="cpu", weights_only=False)
+        test = run_splits(state["args"], results["black_is_class"])[1]
+        item = test[test.names.index(name)]
+        mapping = np.asarray(folds[[f["fold"] for f in folds].index(fold)]["mapping"])
+        with torch.no_grad():
+            pred = trained_student(state, device)(item["image"][None].to(device))[0].argmax(0).cpu().numpy()
+        shown.append((item["image"], item["label"], mapping[pred], f"{name} (fold {fold})"))
+    write_run_outputs(results, shown, run_dir)
+    return results
+
+
+# ----------------------------------------------------------------------------------------------
+# Tabulating finished runs: the rows of RESULTS.md.
+
 def summarize_runs(paths: list[str | Path]) -> list[dict]:
-    """Rows of RESULTS.md from runs' results.json files: runs named NAME-seedS are one row, mean and
-    sample standard deviation over their seeds. Each row: name, seeds, and for strict mIoU / FWIoU,
-    per-split mIoU, train-split mIoU, SBM pseudo-label mIoU (test and train split) and the small
-    classes' IoU, "mean" and "std"."""
+    """Rows from runs' results.json files: runs named NAME-seedS are one row, mean and sample standard
+    deviation over their seeds. Each row: name, seeds, folds, and for strict mIoU / FWIoU, per-split
+    mIoU, train-split mIoU, the SBM pseudo-labels' mIoU (test and train frames), the folds' mIoU and
+    the small classes' IoU, "mean" and "std". `fold_miou` pools the folds of every seed."""
     groups: dict[str, list[dict]] = {}
     for path in sorted(map(Path, paths)):
         name = path.parent.name if path.name == "results.json" else path.stem
@@ -397,12 +517,16 @@ def summarize_runs(paths: list[str | Path]) -> list[dict]:
             "miou": [r["strict"]["miou"] for r in runs], "fwiou": [r["strict"]["fwiou"] for r in runs],
             "per_split_miou": [r["per_split"]["miou"] for r in runs],
             "train_miou": [r["train_split"]["miou"] for r in runs],
-            "pseudo_label_miou": [(r["sbm_pseudo_labels"] or {}).get("miou", np.nan) for r in runs],
-            "pseudo_label_train_miou": [(r["sbm_pseudo_labels"] or {}).get("train_split_miou", np.nan) for r in runs],
-            **{c: [np.nan if r["strict"]["iou"][c] is None else r["strict"]["iou"][c] for r in runs] for c in small},
+            "pseudo_label_miou": [r.get("pseudo_labels", {}).get("miou", np.nan) for r in runs],
+            "pseudo_label_train_miou": [r.get("pseudo_labels_train", {}).get("miou", np.nan) for r in runs],
+            "fold_miou": [m for r in runs for m in r.get("fold_miou", [np.nan])],
+            **{c: [np.nan if r["strict"]["iou"][c] is None else r["strict"]["iou"][c] for r in runs]
+               for c in small},
         }
-        row = {"name": name, "seeds": [r["seed"] for r in runs], "mask_source": runs[0]["mask_source"],
-               "clusters": runs[0]["clusters"], "epochs": runs[0]["epochs"], "schedule": runs[0].get("schedule", "constant")}
+        first = runs[0]
+        row = {"name": name, "seeds": [r["seed"] for r in runs],
+               "folds": first["folds"] if "fold_miou" in first else 1, "mask_source": first["mask_source"],
+               "clusters": first["clusters"], "epochs": first["epochs"]}
         for key, v in values.items():
             v = np.asarray(v, dtype=float)
             row[key] = {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
@@ -411,43 +535,56 @@ def summarize_runs(paths: list[str | Path]) -> list[dict]:
 
 
 def summary_table(rows: list[dict]) -> str:
-    """Markdown table of `summarize_runs` rows: mean ± std where a row has several seeds. Rows with
-    K > 11 clusters are named by majority (the secondary protocol), not by Hungarian matching."""
+    """Markdown table of `summarize_runs` rows: mean ± std over seeds (over folds and seeds in the
+    folds column). Rows with K > 11 clusters are named by majority (the secondary protocol)."""
     def cell(v: dict, n: int) -> str:
         return "-" if np.isnan(v["mean"]) else f"{v['mean']:.1f}" + (f" ± {v['std']:.1f}" if n > 1 else "")
 
     small = [CLASS_NAMES[c] for c in SMALL_CLASSES]
-    columns = ["run", "masks", "K", "epochs", "seeds", "mIoU strict", "FWIoU strict", "per-split mIoU", "train mIoU",
-               "pseudo-labels mIoU", "pseudo-labels train mIoU", *small]
-    lines = ["| " + " | ".join(columns) + " |", "|---|---|---:|---|---|" + "---:|" * (len(columns) - 5)]
+    keys = ["miou", "fwiou", "fold_miou", "per_split_miou", "train_miou", "pseudo_label_miou",
+            "pseudo_label_train_miou", *small]
+    columns = ["run", "masks", "K", "epochs", "folds", "seeds", "mIoU", "FWIoU", "mIoU per fold",
+               "per-split mIoU", "train mIoU", "pseudo-labels mIoU", "pseudo-labels train mIoU", *small]
+    lines = ["| " + " | ".join(columns) + " |", "|---|---|---:|---:|---:|---|" + "---:|" * (len(columns) - 6)]
     for r in rows:
         n = len(r["seeds"])
-        keys = ["miou", "fwiou", "per_split_miou", "train_miou", "pseudo_label_miou", "pseudo_label_train_miou", *small]
-        masks = r["mask_source"] or "labels (supervised)"
-        lines.append(f"| `{r['name']}` | {masks} | {r['clusters']} | {r['epochs']}{' cosine' if r['schedule'] == 'cosine' else ''} | {' '.join(map(str, r['seeds']))} | " + " | ".join(cell(r[k], n) for k in keys) + " |")
+        sizes = {"fold_miou": n * r["folds"]}
+        masks, seeds = r["mask_source"] or "labels (supervised)", " ".join(map(str, r["seeds"]))
+        cells = [f"`{r['name']}`", masks, r["clusters"], r["epochs"], r["folds"], seeds]
+        cells += [cell(r[k], sizes.get(k, n)) for k in keys]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Score a trained SoccerSAM student: metrics, figures, tables; "
-                                            "or, with --summarize, tabulate finished runs over their seeds.")
+    p = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                description="Score a trained SoccerSAM student (metrics, figures, tables), "
+                                            "or tabulate finished runs over their seeds with --summarize.")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--checkpoint", help="RUN/checkpoint.pt written by train.py")
+    what.add_argument("--checkpoint",
+                      help="RUN/checkpoint.pt (or RUN/fold-F/checkpoint.pt) written by train.py")
     what.add_argument("--summarize", nargs="+", metavar="RESULTS_JSON",
-                      help="results.json files (RUN/results.json or copies named RUN.json) to tabulate, seeds averaged")
-    p.add_argument("--data", help="FSSOD folder or 'synthetic'; default: the data the run trained on")
-    p.add_argument("--split", default="test", choices=["train", "test", "all"])
+                      help="results.json files (RUN/results.json or copies named RUN.json) to tabulate, "
+                           "seeds averaged")
+    p.add_argument("--data", help="FSSOD folder; default: the data the run trained on")
+    p.add_argument("--black-is-class", action="store_true",
+                   help="[protocol] the old counting, to compare old rows: black pixels are class 5, "
+                        "Coaches & Officials")
     p.add_argument("--out", help="output folder; default: the checkpoint's folder")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
     if a.summarize:
         print(summary_table(summarize_runs(a.summarize)))
         return
-    r = evaluate_checkpoint(a.checkpoint, a.data, a.split, a.out, a.device)
-    print(f"{r['method']} on {r['data']} ({r['split']}), mask source {r['mask_source']}: "
-          f"mIoU {r['strict']['miou']:.2f}  FWIoU {r['strict']['fwiou']:.2f}  (strict protocol); "
-          f"per-split protocol mIoU {r['per_split']['miou']:.2f}")
+    r = evaluate_checkpoint(a.checkpoint, a.out, a.device, a.black_is_class, a.data)
+    print(f"{r['method']}, {r['masks']}, {r['data']} ({r['evaluated_on']}): mIoU {r['strict']['miou']:.2f}  "
+          f"FWIoU {r['strict']['fwiou']:.2f}  (strict); per-split mIoU {r['per_split']['miou']:.2f}")
+    run_dir = Path(a.checkpoint).parent.parent
+    pooled = pool_folds(run_dir, a.device) if r["fold"] is not None and not a.out else None
+    if pooled:
+        print(f"all {pooled['folds']} folds: mIoU {pooled['strict']['miou']:.2f}  "
+              f"FWIoU {pooled['strict']['fwiou']:.2f}")
 
 
 if __name__ == "__main__":
-    main()
+    report_user_errors(main)

@@ -1,10 +1,10 @@
 """SoccerSAM's training losses, paper sections 2.3-2.5 (eqs. 3-7).
 
 The student learns from the Semantic Bridging Module's ensemble pseudo logit map y_hat with three
-terms: a pixel-wise soft cross-entropy towards softmax(y_hat) (eq. 4), a boundary term asking the
-student to draw strong edges wherever y_hat has one (eq. 3), and a self-consistency term between
-two augmented views of the same frame, mapped back into one frame (eqs. 5-6). Eq. 7 weighs them
-0.3 / 1.0 / 0.4.
+terms, in the paper's order: a boundary term asking the student to draw strong edges wherever y_hat
+has one (eq. 3), a pixel-wise soft cross-entropy towards softmax(y_hat) (eq. 4), and a
+self-consistency term between two augmented views of the same frame, mapped back into one frame
+(eqs. 5-6). Eq. 7 weighs them 0.3 / 1.0 / 0.4.
 
 Every function takes logits shaped (B, C, H, W) and an optional `valid` (B, H, W) bool mask of the
 pixels that count (pixels no SAM mask covers, or outside an augmented crop, do not). No function
@@ -33,39 +33,6 @@ def soft_cross_entropy(target_probabilities: torch.Tensor, logits: torch.Tensor)
     return -(target_probabilities * F.log_softmax(logits, dim=1)).sum(dim=1)
 
 
-def sbm_consistency_loss(pseudo_logits: torch.Tensor, student_logits: torch.Tensor,
-                         valid: torch.Tensor | None = None, class_balance: float = 0.0) -> torch.Tensor:
-    """eq. 4, SBM-to-student consistency: L_cons = L_CE(y_hat, P_S)
-    = mean_p -sum_c softmax(y_hat(p))_c log P_S(p)_c.
-
-    The student matches the SBM's per-pixel class distribution.
-    pseudo_logits, student_logits: (B, C, H, W); valid: (B, H, W) bool (pixels covered by a mask).
-    The target is not detached here: gradients reach the SBM unless the caller passes
-    `pseudo_logits.detach()`, so the trainer decides whether the student trains the SBM back.
-    class_balance (ours, 0 = the paper's plain mean): weight each pixel by n_c ** -class_balance,
-    n_c the batch's pixels whose pseudo-label (argmax of y_hat) is c, so a ball's few pixels are
-    not drowned by the pitch; still label-free. The weights average 1 over the valid pixels.
-    """
-    per_pixel = soft_cross_entropy(F.softmax(pseudo_logits, dim=1), student_logits)
-    if class_balance:
-        per_pixel = per_pixel * pseudo_label_balance_weights(pseudo_logits, valid, class_balance)
-    return _masked_mean(per_pixel, valid)
-
-
-@torch.no_grad()
-def pseudo_label_balance_weights(pseudo_logits: torch.Tensor, valid: torch.Tensor | None,
-                                 power: float) -> torch.Tensor:
-    """Per-pixel weights n_c ** -power for eq. 4, c = argmax y_hat(p), normalised to mean 1 over valid pixels.
-
-    pseudo_logits: (B, C, H, W); valid: (B, H, W) bool or None -> (B, H, W).
-    """
-    pseudo_labels = pseudo_logits.argmax(dim=1)
-    valid = torch.ones_like(pseudo_labels, dtype=torch.bool) if valid is None else valid
-    counts = torch.bincount(pseudo_labels[valid], minlength=pseudo_logits.shape[1]).float()
-    weights = counts.clamp(min=1)[pseudo_labels] ** -power
-    return weights / weights[valid].mean().clamp(min=1e-12)
-
-
 def sobel_edges(probabilities: torch.Tensor) -> torch.Tensor:
     """Edge strength of a class-probability map: (B, C, H, W) -> (B, H, W), >= 0.
 
@@ -84,31 +51,51 @@ def sobel_edges(probabilities: torch.Tensor) -> torch.Tensor:
     return magnitude.sum(dim=1) / 2
 
 
-def boundary_consistency_loss(student_logits: torch.Tensor, pseudo_logits: torch.Tensor,
-                              valid: torch.Tensor | None = None, threshold: float = 0.1,
+@torch.no_grad()
+def sbm_boundary(pseudo_logits: torch.Tensor, valid: torch.Tensor | None = None,
+                 threshold: float = 0.1) -> torch.Tensor:
+    """B_SBM of eq. 3: the pixels where the SBM's pseudo map has an edge, a fixed binary target.
+
+    B_SBM = sobel_edges(softmax(y_hat)) > threshold. pseudo_logits: (B, C, H, W); valid: (B, H, W)
+    bool -> (B, H, W) bool. Pixels whose 3x3 neighbourhood leaves `valid` are dropped: uncovered
+    pixels carry zero logits, and the step from real logits to zero is not an object edge.
+    """
+    edges = sobel_edges(F.softmax(pseudo_logits.float(), dim=1)) > threshold
+    if valid is not None:
+        interior = -F.max_pool2d(-valid[:, None].float(), 3, stride=1, padding=1)
+        edges &= interior[:, 0] > 0.5
+    return edges
+
+
+def boundary_consistency_loss(student_logits: torch.Tensor, target_edges: torch.Tensor,
                               sharpness: float = 20.0) -> torch.Tensor:
     """eq. 3, boundary-aware consistency: L_bd = 1/|B_SBM| * sum_{p in B_SBM} |B_s(p) - 1|.
 
-    The student must draw a strong edge on every pixel where the SBM's pseudo map has one.
-    B_SBM = sobel_edges(softmax(y_hat)) > threshold, detached: a fixed binary target, as in the paper.
-    B_s = tanh(sharpness * sobel_edges(softmax(student))): deviation from the paper, which
-    thresholds B_s too; a threshold has zero gradient almost everywhere, so we use this soft edge
-    strength in [0, 1) instead (SPEC point 6). With sharpness 20, a clean step (strength 1) or a
-    corner pixel (strength about 0.35) gives B_s above 0.999; a flat student gives 0.
-    student_logits, pseudo_logits: (B, C, H, W); valid: (B, H, W) bool. Pixels whose 3x3
-    neighbourhood leaves `valid` are dropped from B_SBM: uncovered pixels carry zero logits, and
-    the step from real logits to zero is not an object edge.
-    Returns 0 (with the graph kept) when B_SBM is empty.
+    The student must draw a strong edge on every pixel of the target boundary map, B_SBM
+    (`sbm_boundary`) in the paper. B_s = tanh(sharpness * sobel_edges(softmax(student))): deviation
+    from the paper, which thresholds B_s too; a threshold has zero gradient almost everywhere, so we
+    use this soft edge strength in [0, 1) instead (SPEC point 6). With sharpness 20, a clean step
+    (strength 1) or a corner pixel (strength about 0.35) gives B_s above 0.999; a flat student gives 0.
+    student_logits: (B, C, H, W); target_edges: (B, H, W) bool -> scalar, 0 (with the graph kept)
+    when the target is empty.
     """
-    with torch.no_grad():
-        target_edges = sobel_edges(F.softmax(pseudo_logits.float(), dim=1)) > threshold
-        if valid is not None:
-            interior = -F.max_pool2d(-valid[:, None].float(), 3, stride=1, padding=1)
-            target_edges &= interior[:, 0] > 0.5
     student_edges = torch.tanh(sharpness * sobel_edges(F.softmax(student_logits, dim=1)))
     if not bool(target_edges.any()):
         return student_edges.sum() * 0
     return (1 - student_edges)[target_edges].mean()
+
+
+def sbm_consistency_loss(pseudo_logits: torch.Tensor, student_logits: torch.Tensor,
+                         valid: torch.Tensor | None = None) -> torch.Tensor:
+    """eq. 4, SBM-to-student consistency: L_cons = L_CE(y_hat, P_S)
+    = mean_p -sum_c softmax(y_hat(p))_c log P_S(p)_c.
+
+    The student matches the SBM's per-pixel class distribution.
+    pseudo_logits, student_logits: (B, C, H, W); valid: (B, H, W) bool (pixels covered by a mask).
+    The target is not detached here: gradients reach the SBM unless the caller passes
+    `pseudo_logits.detach()`, so the trainer decides whether the student trains the SBM back.
+    """
+    return _masked_mean(soft_cross_entropy(F.softmax(pseudo_logits, dim=1), student_logits), valid)
 
 
 def photometric_jitter(images: torch.Tensor, brightness: float = 0.4, contrast: float = 0.4,

