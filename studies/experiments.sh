@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The runs behind RESULTS.md, one process per (row, seed, fold), PARALLEL of them side by side on
 # one GPU. From the repository root:
-#   DATA=path/to/fssod bash studies/experiments.sh ROW [ROW ...]
+#   DATA=path/to/fssod bash studies/experiments.sh ROW[:SEED,SEED...] ...   (seeds default to $SEEDS)
 # Each run is train.py --fold F into RUNS/ROW-seedS/fold-F; the fold that finishes last pools its run
 # into RUNS/ROW-seedS/results.json (5-fold cross-validation). A fold with results.json is skipped, one
 # that has started is resumed. `python evaluate.py --summarize RUNS/*/results.json` tabulates the rows.
@@ -23,22 +23,20 @@ declare -A ROWS=(
   [oracle]="--source oracle"                        # ANALYSIS: ground-truth regions as the masks
   [k40]="--clusters 40"                             # the many-clusters protocol
   [k40-long]="--clusters 40 --epochs 150"
-  [colour]="--sbm-colour-weight 1"
-  [k40-colour]="--clusters 40 --sbm-colour-weight 1"
   [superpixel]="--source superpixel"                # the previous sessions' stand-in for SAM
   [superpixel-k40]="--source superpixel --clusters 40"
   [oracle-k40]="--source oracle --clusters 40"
-  [b-sam]="--boundary-target sam"                   # eq. 3 with B_SAM as the target
   [sbm-from-student]="--sbm-from-student"           # eq. 4 trains the SBM with the second AdamW
   [single-split]="--folds 1"                        # split.json's frames 1-10 as the test split
-  [single-split-superpixel]="--folds 1 --source superpixel"
+  [single-split-superpixel]="--folds 1 --source superpixel"  # with evaluate.py --black-is-class: the lean check
 )
 mkdir -p "$RUNS"
 jobs=()
-for row in "$@"; do
+for token in "$@"; do  # ROW, or ROW:S,S,... for other seeds than $SEEDS
+  row=${token%%:*} seeds=$SEEDS; [[ $token == *:* ]] && seeds=${token#*:} && seeds=${seeds//,/ }
   [[ -v ROWS[$row] ]] || { echo "unknown row $row; known: ${!ROWS[*]}" >&2; exit 1; }
   folds=$FOLDS; [[ ${ROWS[$row]} == *"--folds 1"* ]] && folds=all
-  for seed in $SEEDS; do for fold in $folds; do jobs+=("$row $seed $fold ${ROWS[$row]} $EXTRA"); done; done
+  for seed in $seeds; do for fold in $folds; do jobs+=("$row $seed $fold ${ROWS[$row]} $EXTRA"); done; done
 done
 run_one() {  # ROW SEED FOLD FLAGS...
   local row=$1 seed=$2 fold=$3 out="$RUNS/$1-seed$2"; shift 3
@@ -52,4 +50,4 @@ run_one() {  # ROW SEED FOLD FLAGS...
 export -f run_one
 export DATA RUNS
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # many processes share the CPU cores
-printf '%s\n' "${jobs[@]}" | xargs -P "$PARALLEL" -L 1 bash -c 'run_one "$@"' _
+printf '%s\n' "${jobs[@]}" | sed 's/ *$//' | xargs -P "$PARALLEL" -L 1 bash -c 'run_one "$@"' _
