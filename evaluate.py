@@ -344,13 +344,12 @@ def sbm_pseudo_label_confusions(state: dict, fit, evaluated, device: str) -> tup
             build_cache(frames, teacher, args["cache"], progress=False)
     cache = MaskCache(args["cache"], expected_settings={"source": args["source"], "image_size": args["size"]})
     sbm = SemanticBridgingModule(num_clusters=k, backbone=args["sbm_backbone"],
-                                 sam_checkpoint=args["sam_checkpoint"],
-                                 colour_weight=args["sbm_colour_weight"])
+                                 sam_checkpoint=args["sam_checkpoint"])
     sbm.load_state_dict(state["sbm"])
     sbm.to(device).eval()
 
     def predict(batch: dict) -> torch.Tensor:
-        masks = [cache.load(name)[0].to(device) for name in batch["name"]]
+        masks = [cache.load(name).to(device) for name in batch["name"]]
         return sbm(batch["image"].to(device), masks)[0]
 
     return tuple(predicted_confusion(predict, frames, k, device)[0] for frames in (fit, evaluated))
@@ -437,8 +436,9 @@ def draw_predictions(checkpoint: str | Path, device: str = "cpu", count: int = 4
         preds = [student(item["image"][None].to(device))[0].argmax(0).cpu().numpy() for item in items]
     palette = (np.asarray(colormaps["tab20"](np.arange(args["clusters"]) % 20))[:, :3] * 255).astype(np.uint8)
     heading = f"{describe_run(args)[0]}: unlabelled frames of {args['data']}, predicted clusters"
-    plot_qualitative([item["image"] for item in items], None, preds, Path(checkpoint).parent / "qualitative.png",
-                     palette, titles=[item["name"] for item in items], heading=heading)
+    out = Path(checkpoint).parent / "qualitative.png"
+    plot_qualitative([item["image"] for item in items], None, preds, out, palette,
+                     titles=[item["name"] for item in items], heading=heading)
 
 
 def protocol(clusters: int, supervised: bool, folds: int | None, black_is_class: bool) -> str:
@@ -501,36 +501,40 @@ def pool_folds(run_dir: str | Path, device: str = "cpu") -> dict | None:
 # ----------------------------------------------------------------------------------------------
 # Tabulating finished runs: the rows of RESULTS.md.
 
+def _mean_std(values) -> dict:
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
+
+
 def summarize_runs(paths: list[str | Path]) -> list[dict]:
     """Rows from runs' results.json files: runs named NAME-seedS are one row, mean and sample standard
-    deviation over their seeds. Each row: name, seeds, folds, and for strict mIoU / FWIoU, per-split
-    mIoU, train-split mIoU, the SBM pseudo-labels' mIoU (test and train frames), the folds' mIoU and
-    the small classes' IoU, "mean" and "std". `fold_miou` pools the folds of every seed."""
+    deviation over their seeds. Each row: name, seeds, folds, protocol, and as {"mean", "std"}: strict
+    mIoU and FWIoU, per-split mIoU, train-split mIoU, the SBM pseudo-labels' mIoU (test and train
+    frames), the folds' mIoU (`fold_miou`, the folds of every seed together) and every class's IoU
+    (`iou`; the small classes also at the top level, for the table)."""
     groups: dict[str, list[dict]] = {}
     for path in sorted(map(Path, paths)):
         name = path.parent.name if path.name == "results.json" else path.stem
         groups.setdefault(name.split("-seed")[0], []).append(json.loads(path.read_text()))
-    small = [CLASS_NAMES[c] for c in SMALL_CLASSES]
     rows = []
     for name, runs in groups.items():
-        values = {
-            "miou": [r["strict"]["miou"] for r in runs], "fwiou": [r["strict"]["fwiou"] for r in runs],
-            "per_split_miou": [r["per_split"]["miou"] for r in runs],
-            "train_miou": [r["train_split"]["miou"] for r in runs],
-            "pseudo_label_miou": [r.get("pseudo_labels", {}).get("miou", np.nan) for r in runs],
-            "pseudo_label_train_miou": [r.get("pseudo_labels_train", {}).get("miou", np.nan) for r in runs],
-            "fold_miou": [m for r in runs for m in r.get("fold_miou", [np.nan])],
-            **{c: [np.nan if r["strict"]["iou"][c] is None else r["strict"]["iou"][c] for r in runs]
-               for c in small},
-        }
         first = runs[0]
-        row = {"name": name, "seeds": [r["seed"] for r in runs],
-               "folds": first["folds"] if "fold_miou" in first else 1, "mask_source": first["mask_source"],
-               "clusters": first["clusters"], "epochs": first["epochs"]}
-        for key, v in values.items():
-            v = np.asarray(v, dtype=float)
-            row[key] = {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
-        rows.append(row)
+        iou = {c: _mean_std([np.nan if r["strict"]["iou"][c] is None else r["strict"]["iou"][c]
+                             for r in runs]) for c in CLASS_NAMES}
+        rows.append({
+            "name": name, "seeds": [r["seed"] for r in runs], "mask_source": first["mask_source"],
+            "folds": first["folds"] if "fold_miou" in first else 1, "clusters": first["clusters"],
+            "epochs": first["epochs"], "protocol": first["protocol"],
+            "miou": _mean_std([r["strict"]["miou"] for r in runs]),
+            "fwiou": _mean_std([r["strict"]["fwiou"] for r in runs]),
+            "per_split_miou": _mean_std([r["per_split"]["miou"] for r in runs]),
+            "train_miou": _mean_std([r["train_split"]["miou"] for r in runs]),
+            "pseudo_label_miou": _mean_std([r.get("pseudo_labels", {}).get("miou", np.nan) for r in runs]),
+            "pseudo_label_train_miou": _mean_std([r.get("pseudo_labels_train", {}).get("miou", np.nan)
+                                                  for r in runs]),
+            "fold_miou": _mean_std([m for r in runs for m in r.get("fold_miou", [np.nan])]),
+            "iou": iou, **{CLASS_NAMES[c]: iou[CLASS_NAMES[c]] for c in SMALL_CLASSES},
+        })
     return rows
 
 
@@ -566,6 +570,7 @@ def main(argv=None) -> None:
     what.add_argument("--summarize", nargs="+", metavar="RESULTS_JSON",
                       help="results.json files (RUN/results.json or copies named RUN.json) to tabulate, "
                            "seeds averaged")
+    p.add_argument("--json", help="with --summarize: also write the rows to this JSON file")
     p.add_argument("--data", help="FSSOD folder; default: the data the run trained on")
     p.add_argument("--black-is-class", action="store_true",
                    help="[protocol] the old counting, to compare old rows: black pixels are class 5, "
@@ -574,7 +579,11 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
     if a.summarize:
-        print(summary_table(summarize_runs(a.summarize)))
+        rows = summarize_runs(a.summarize)
+        print(summary_table(rows))
+        if a.json:
+            summary = rows[0] if len(rows) == 1 else rows
+            write_atomically(a.json, (json.dumps(summary, indent=2) + "\n").encode())
         return
     r = evaluate_checkpoint(a.checkpoint, a.out, a.device, a.black_is_class, a.data)
     print(f"{r['method']}, {r['masks']}, {r['data']} ({r['evaluated_on']}): mIoU {r['strict']['miou']:.2f}  "

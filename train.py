@@ -47,7 +47,7 @@ RESUMABLE = {"epochs", "resume", "device", "fold"}
 
 
 def soccersam_losses(student: nn.Module, sbm: nn.Module, images: torch.Tensor, masks: list[MaskSet],
-                     boundaries: torch.Tensor, args: argparse.Namespace) -> dict[str, torch.Tensor]:
+                     args: argparse.Namespace) -> dict[str, torch.Tensor]:
     """Eq. 7 for one batch, the way Fig. 1 draws it: masks -> SBM -> y_hat -> three losses on the student."""
     pseudo_logits, covered = sbm(images, masks)  # eqs. 1-2
     target = (pseudo_logits if args.sbm_from_student else pseudo_logits.detach()).float()
@@ -55,8 +55,7 @@ def soccersam_losses(student: nn.Module, sbm: nn.Module, images: torch.Tensor, m
     view, spatial = random_spatial_view(images)
     logits_1, logits_2_view = student(torch.cat([images, view])).float().chunk(2)
     logits_2, seen = spatial.invert(logits_2_view)
-    edges = boundaries if args.boundary_target == "sam" else sbm_boundary(target, covered)
-    l_bd = boundary_consistency_loss(logits_1, edges)  # eq. 3
+    l_bd = boundary_consistency_loss(logits_1, sbm_boundary(target, covered))  # eq. 3
     l_sbm = sbm_consistency_loss(target, logits_1, valid=covered)  # eq. 4
     l_aug = augmentation_consistency_loss(logits_1, logits_2, valid=seen)  # eq. 6
     return {"loss": total_loss(l_sbm, l_bd, l_aug, args.lambda_sbm, args.lambda_bd, args.lambda_aug),
@@ -83,7 +82,7 @@ def training_step(batch: dict, student: nn.Module, sbm: nn.Module | None,
             parts = supervised_losses(student, images, batch["label"].to(device))
         else:
             masks = [m.to(device, non_blocking=True) for m in batch["masks"]]
-            parts = soccersam_losses(student, sbm, images, masks, batch["boundary"].to(device), args)
+            parts = soccersam_losses(student, sbm, images, masks, args)
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
     parts["loss"].backward()
@@ -141,14 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, weight in (("sbm", 0.3), ("bd", 1.0), ("aug", 0.4)):
         p.add_argument(f"--lambda-{name}", type=float, default=weight,
                        help=f"[paper] eq. 7 weight of L_{name}; 0 is Table 2's [ablation] without it")
-    p.add_argument("--boundary-target", default="sbm", choices=["sbm", "sam"],
-                   help="eq. 3's target: B_SBM, the edges of y_hat [paper, its equation], or B_SAM, the "
-                        "masks' own edges [ours, the abstract's words]")
     p.add_argument("--sbm-from-student", action="store_true",
                    help="[ours] eq. 4 trains the SBM too, with a second AdamW (one reading of the paper); "
                         "without it y_hat is a fixed target")
-    p.add_argument("--sbm-colour-weight", type=float, default=0.0,
-                   help="[ours] append each cell's CIELAB colour times this to the SBM's features F")
     p.add_argument("--sbm-prior", metavar="RUN",
                    help="[analysis] uses labels (SPEC point 7): start the SBM's prototypes from the classes "
                         "a --supervised run (same folds) predicts on the training frames")
@@ -260,10 +254,10 @@ def cpu_threads() -> int:
 
 
 # ----------------------------------------------------------------------------------------------
-# Data: frames (no labels) plus the teacher's cached masks and boundary map.
+# Data: frames (no labels) plus the teacher's cached masks.
 
 class FramesWithMasks(Dataset):
-    """Adds the cached teacher masks M_1..M_N (a MaskSet) and B_SAM of each frame to the frame itself.
+    """Adds the cached teacher masks M_1..M_N (a MaskSet) of each frame to the frame itself.
     Each frame's masks are read from disk once and then kept in memory, as the frames are (data.py)."""
 
     def __init__(self, frames: Dataset, cache: MaskCache | None):
@@ -277,14 +271,13 @@ class FramesWithMasks(Dataset):
         if self.cache is not None:
             if item["name"] not in self.loaded:
                 self.loaded[item["name"]] = self.cache.load(item["name"])
-            item["masks"], item["boundary"] = self.loaded[item["name"]]
+            item["masks"] = self.loaded[item["name"]]
         return item
 
 
 def collate(items: list[dict]) -> dict:
     """Frames stack into a batch; masks stay a list, because every frame has its own N."""
-    batch = {key: torch.stack([it[key] for it in items])
-             for key in ("image", "label", "boundary") if key in items[0]}
+    batch = {key: torch.stack([it[key] for it in items]) for key in ("image", "label") if key in items[0]}
     batch["name"] = [it["name"] for it in items]
     if "masks" in items[0]:
         batch["masks"] = [it["masks"] for it in items]
@@ -359,8 +352,7 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
     if is_cuda:
         student = student.to(memory_format=torch.channels_last)
     sbm = None if run.supervised else SemanticBridgingModule(
-        num_clusters=run.clusters, backbone=run.sbm_backbone, sam_checkpoint=run.sam_checkpoint,
-        colour_weight=run.sbm_colour_weight).to(device)
+        num_clusters=run.clusters, backbone=run.sbm_backbone, sam_checkpoint=run.sam_checkpoint).to(device)
     sbm_trains = sbm is not None and run.sbm_from_student
     if sbm is not None and not sbm_trains:
         sbm.requires_grad_(False)
@@ -438,6 +430,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     rank, world, device = setup_distributed(args.device)
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads())
+    else:
+        torch.backends.cudnn.benchmark = True  # every step has the same shapes: let cuDNN pick its fastest
     out = Path(args.out)
     args.unlabelled = args.data != "synthetic" and not open_dataset(args.data, "all").has_masks
     if args.unlabelled and rank == 0:

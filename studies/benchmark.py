@@ -274,16 +274,15 @@ def benchmark_inference(args: argparse.Namespace, device: torch.device) -> tuple
 # ----------------------------------------------------------------------------------------------
 # 3. Training: train.py's label-free step, its SBM parts alone, and the supervised step.
 
-def cached_frames(size: list[int], count: int, cache_dir: str) -> tuple[torch.Tensor, list[MaskSet], torch.Tensor]:
-    """`count` synthetic frames (B, 3, H, W) in [0, 1], their superpixel masks and boundary maps, as the
-    mask cache holds them. The teacher runs here, once, before any timing: training reads the cache and
+def cached_frames(size: list[int], count: int, cache_dir: str) -> tuple[torch.Tensor, list[MaskSet]]:
+    """`count` synthetic frames (B, 3, H, W) in [0, 1] and their superpixel masks, as the mask cache
+    holds them. The teacher runs here, once, before any timing: training reads the cache and
     never calls the teacher, so neither does the timed step. Superpixels, not PiDiNet regions: ten times
     as many masks a frame, so eqs. 1-2 are timed at their most expensive."""
     frames = SyntheticScenes(count, size=tuple(size), seed=0)
     cache = build_cache(frames, SuperpixelTeacher(), cache_dir, progress=False)
     images = torch.stack([frames[i]["image"] for i in range(count)])
-    loaded = [cache.load(name) for name in frames.names]
-    return images, [masks for masks, _ in loaded], torch.stack([boundary for _, boundary in loaded])
+    return images, [cache.load(name) for name in frames.names]
 
 
 def timed_training_step(batch: dict, student: nn.Module, sbm: nn.Module | None,
@@ -346,13 +345,13 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     opt_student = torch.optim.AdamW(student.parameters(), lr=train_args.lr, **train.ADAMW)
 
     with tempfile.TemporaryDirectory() as cache_dir:
-        images, cached_masks, boundaries = cached_frames(args.size, batch, cache_dir)
+        images, cached_masks = cached_frames(args.size, batch, cache_dir)
     if cuda:  # the data loader pins memory on a GPU run (pin_memory=True), so copies are asynchronous
         images, cached_masks = images.pin_memory(), [m.pin_memory() for m in cached_masks]
     masks_per_frame = statistics.mean(len(m) for m in cached_masks)
     variant = "bf16 autocast" if cuda else "fp32"
 
-    step = timed_training_step({"image": images, "masks": cached_masks, "boundary": boundaries}, student, sbm,
+    step = timed_training_step({"image": images, "masks": cached_masks}, student, sbm,
                                [opt_student], train_args, device)
     step_ms = median_ms(step, device, args.warmup, args.repeats)
     rows = [row("training", "label-free step (eqs. 1-2, eq. 7, AdamW)", variant, batch, step_ms,

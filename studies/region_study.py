@@ -7,7 +7,8 @@ cache per source. For each it reports what the regions can hold at best (regions
 achievable segmentation accuracy ASA: every region takes its majority class) and what the k-means
 pseudo-labels score under train.py's protocol (5-fold cross-validation: k-means fitted and clusters
 named on each fold's training frames, the test folds' confusion matrices summed), with and without
-each cell's Lab colour in F (`train.py --sbm-colour-weight`), for K = 11 (Hungarian naming) and more
+each cell's Lab colour appended to F (an SBM option measured and dropped: RESULTS.md), for K = 11
+(Hungarian naming) and more
 (majority naming). Labels are read only to score. On a 2-core CPU, about a minute per cache:
 
     python studies/region_study.py --data ../shared/fssod --caches cache/fssod-superpixel-416x608 \
@@ -20,13 +21,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from skimage.color import rgb2lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import evaluate  # noqa: E402
 from data import BALL, GOAL_BAR, IGNORE_INDEX, NUM_CLASSES, FSSOD, fold_of_frames  # noqa: E402
 from sam_teacher import MaskCache  # noqa: E402
-from sbm import AREA_POWER, SemanticBridgingModule, cell_lab_colour, ensemble_pseudo_logits, masked_average_pool, \
-    spherical_kmeans  # noqa: E402
+from sbm import AREA_POWER, SemanticBridgingModule, ensemble_pseudo_logits  # noqa: E402
+from sbm import masked_average_pool, spherical_kmeans  # noqa: E402
+
+
+@torch.no_grad()
+def cell_lab_colour(images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """CIELAB colour of each cell of F's grid, / 100 (L in [0, 1]): (B, 3, H, W) in [0, 1] -> (B, 3, h, w).
+
+    The cell's mean RGB is converted (scikit-image, on the CPU: h x w pixels, not H x W).
+    """
+    cells = F.adaptive_avg_pool2d(images.float(), grid).permute(0, 2, 3, 1)
+    lab = torch.from_numpy(rgb2lab(cells.cpu().numpy())).to(images.device, torch.float32)
+    return lab.permute(0, 3, 1, 2) / 100
 
 
 def region_quality(masks, label: np.ndarray) -> tuple[int, int, np.ndarray, np.ndarray]:
@@ -43,17 +57,18 @@ def region_quality(masks, label: np.ndarray) -> tuple[int, int, np.ndarray, np.n
     return masks.num_segments, int(keep.sum()), pure, np.bincount(label[keep], minlength=NUM_CLASSES)
 
 
-def cross_validated_pseudo_labels(frames: list[dict], colour: float, k: int, seed: int, folds: int) -> tuple[float, float]:
+def cross_validated_pseudo_labels(frames: list[dict], colour: float, k: int, seed: int,
+                                  folds: int) -> tuple[float, float]:
     """k-means pseudo-labels of a fixed SBM under the cross-validated protocol -> (test mIoU, train mIoU)."""
-    pooled = {"test": np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64), "train": np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)}
+    pooled = {split: np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64) for split in ("test", "train")}
     for fold in range(folds):
         train = [f for f in frames if f["fold"] != fold]
         embeddings = torch.cat([torch.cat([f["embeddings"], colour * f["colour"]], 1) for f in train])
         weights = torch.cat([f["masks"].areas() ** AREA_POWER for f in train])
         centres = spherical_kmeans(embeddings, weights, k, generator=torch.Generator().manual_seed(seed))
-        confusion = {"train": np.zeros((NUM_CLASSES, k), np.int64), "test": np.zeros((NUM_CLASSES, k), np.int64)}
+        confusion = {split: np.zeros((NUM_CLASSES, k), np.int64) for split in ("test", "train")}
         for f in frames:
-            scores = torch.nn.functional.normalize(torch.cat([f["embeddings"], colour * f["colour"]], 1), dim=1) @ centres.T
+            scores = F.normalize(torch.cat([f["embeddings"], colour * f["colour"]], 1), dim=1) @ centres.T
             pseudo_logits, _ = ensemble_pseudo_logits(scores, f["masks"])
             split = "test" if f["fold"] == fold else "train"
             confusion[split] += evaluate.confusion_matrix(pseudo_logits.argmax(0), f["label"], NUM_CLASSES, k)
@@ -66,8 +81,10 @@ def cross_validated_pseudo_labels(frames: list[dict], colour: float, k: int, see
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="FSSOD folder")
-    p.add_argument("--caches", nargs="+", required=True, help="mask caches holding every frame (sam_teacher.py --split all)")
-    p.add_argument("--size", type=int, nargs=2, default=[416, 608], metavar=("H", "W"), help="the caches' frame size")
+    p.add_argument("--caches", nargs="+", required=True,
+                   help="mask caches holding every frame (sam_teacher.py)")
+    p.add_argument("--size", type=int, nargs=2, default=[416, 608], metavar=("H", "W"),
+                   help="the caches' frame size")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--clusters", type=int, nargs="+", default=[11, 40])
     p.add_argument("--colour-weights", type=float, nargs="+", default=[0.0, 1.0])
@@ -85,18 +102,20 @@ def main(argv=None) -> None:
             item = dataset[i]
             image = item["image"][None]
             features = sbm.frozen_features(image)
-            frames.append({"name": item["name"], "fold": fold_of[item["name"]], "label": item["label"].numpy(),
-                           "features": features[0], "colour": cell_lab_colour(image, features.shape[-2:])[0]})
+            frames.append({"name": item["name"], "fold": fold_of[item["name"]],
+                           "label": item["label"].numpy(), "features": features[0],
+                           "colour": cell_lab_colour(image, features.shape[-2:])[0]})
     print(f"frozen Lite0 features of {len(frames)} frames in {time.perf_counter() - t0:.0f} s")
 
-    print("| regions | per frame | ASA % | ball kept % | goal bar kept % | colour | K | pseudo-labels test mIoU | train mIoU |")
+    print("| regions | per frame | ASA % | ball kept % | goal bar kept % | colour | K | "
+          "pseudo-labels test mIoU | train mIoU |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for cache_dir in args.caches:
         cache = MaskCache(cache_dir, expected_settings={"image_size": args.size})
         counts, labelled, pure, pixels = [], 0, np.zeros(NUM_CLASSES), np.zeros(NUM_CLASSES)
         region_frames = []
         for f in frames:
-            masks = cache.load(f["name"])[0]
+            masks = cache.load(f["name"])
             n, total, kept, present = region_quality(masks, f["label"])
             counts, labelled, pure, pixels = counts + [n], labelled + total, pure + kept, pixels + present
             pooled = {"embeddings": masked_average_pool(f["features"], masks),
@@ -110,8 +129,8 @@ def main(argv=None) -> None:
                 scores = np.array([cross_validated_pseudo_labels(region_frames, colour, k, seed, args.folds)
                                    for seed in args.seeds])
                 mean, spread = scores.mean(0), scores.std(0, ddof=1 if len(scores) > 1 else 0)
-                print(f"{quality} | {colour:g} | {k} | {mean[0]:.1f} ± {spread[0]:.1f} | {mean[1]:.1f} ± {spread[1]:.1f} |",
-                      flush=True)
+                print(f"{quality} | {colour:g} | {k} | {mean[0]:.1f} ± {spread[0]:.1f} | "
+                      f"{mean[1]:.1f} ± {spread[1]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

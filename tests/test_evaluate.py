@@ -134,7 +134,7 @@ def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp
 
     def result(miou, seed, pseudo, folds):
         iou = {name: None if name == "Referee" else miou for name in CLASS_NAMES}
-        r = {"seed": seed, "mask_source": "boundary", "clusters": 11, "epochs": 30, "folds": 5,
+        r = {"seed": seed, "mask_source": "boundary", "clusters": 11, "epochs": 30, "folds": 5, "protocol": "cv",
              "strict": {"miou": miou, "fwiou": 2 * miou, "iou": iou},
              "per_split": {"miou": miou + 1}, "train_split": {"miou": miou - 1}}
         if pseudo is not None:
@@ -158,3 +158,6 @@ def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp
     assert np.isnan(rows["supervised"]["pseudo_label_miou"]["mean"])
     main(["--summarize", *map(str, tmp_path.glob("*.json"))])
     assert "| `main` | boundary | 11 | 30 | 5 | 0 1 | 15.0 ± 7.1 | 30.0 ± 14.1 | 15.0 ± 5.5 |" in capsys.readouterr().out
+    main(["--summarize", *map(str, tmp_path.glob("main-*.json")), "--json", str(tmp_path / "headline.json")])
+    headline = json.loads((tmp_path / "headline.json").read_text())
+    assert headline["miou"]["mean"] == 15.0 and headline["iou"]["Ball"]["mean"] == 15.0 and headline["folds"] == 5

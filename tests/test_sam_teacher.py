@@ -1,4 +1,4 @@
-"""Tests of sam_teacher.py: the mask sources, B_SAM, and the on-disk mask cache."""
+"""Tests of sam_teacher.py: the mask sources and the on-disk mask cache."""
 import json
 import os
 
@@ -14,7 +14,6 @@ from sam_teacher import (
     OracleTeacher,
     SamTeacher,
     SuperpixelTeacher,
-    boundary_map,
     build_cache,
     connected_regions,
     make_teacher,
@@ -139,20 +138,6 @@ def test_connected_regions_split_each_id_into_8_connected_pieces():
         assert len(np.unique(segmentation[regions == region])) == 1
 
 
-def test_boundary_map_is_the_union_of_inner_mask_edges():
-    masks = np.zeros((2, 6, 7), dtype=bool)
-    masks[0, 1:5, 1:5] = True
-    masks[1, 0:3, 4:7] = True
-    expected = np.zeros((6, 7), dtype=bool)
-    expected[1:5, 1:5] = True
-    expected[2:4, 2:4] = False
-    # The second mask touches the top and right frame borders, which are not boundaries.
-    expected[2, 4:7] = True
-    expected[0:3, 4] = True
-    assert np.array_equal(boundary_map(masks), expected)
-    assert not boundary_map(np.zeros((0, 6, 7), dtype=bool)).any()
-
-
 class StopAfter:
     """A dataset that fails after `limit` items, as an interrupted run would."""
 
@@ -184,10 +169,7 @@ def test_cache_round_trips_exactly(tmp_path):
         image = (item["image"].numpy() * 255).round().astype(np.uint8).transpose(1, 2, 0)
         expected = teacher(image)
         assert item["name"] in cache
-        masks, boundary = cache.load(item["name"])
-        assert boundary.dtype == torch.bool
-        assert np.array_equal(masks.dense().numpy(), expected)
-        assert np.array_equal(boundary.numpy(), boundary_map(expected))
+        assert np.array_equal(cache.load(item["name"]).dense().numpy(), expected)
     assert "missing.png" not in cache
 
 
@@ -224,7 +206,7 @@ def test_oracle_cache_reads_labels(tmp_path):
     with pytest.warns(UserWarning, match="analysis only"):
         cache = build_cache(dataset, OracleTeacher(), tmp_path, progress=False)
     label = dataset[0]["label"].numpy()
-    masks, _ = cache.load(dataset.names[0])
+    masks = cache.load(dataset.names[0])
     for mask in masks.dense().numpy():
         assert len(np.unique(label[mask])) == 1
     with pytest.raises(ValueError, match="labels=True"):

@@ -1,4 +1,4 @@
-"""SBM: eqs. 1-2 against per-mask loops, the k-means start on synthetic scenes, colour in F."""
+"""SBM: eqs. 1-2 against per-mask loops, and the k-means start on synthetic scenes."""
 import numpy as np
 import pytest
 import torch
@@ -7,7 +7,7 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from sam_teacher import MaskSet
-from sbm import SemanticBridgingModule, cell_lab_colour, ensemble_pseudo_logits, masked_average_pool
+from sbm import SemanticBridgingModule, ensemble_pseudo_logits, masked_average_pool
 
 
 def random_masks(generator, n, height, width):
@@ -162,22 +162,3 @@ def test_segment_cell_counts_count_each_segments_pixels_per_cell():
     in_cell = masks.segments[56:, 88:]
     for s in range(masks.num_segments):
         assert counts[s, 7 * 12 + 11] == (in_cell == s).sum()
-
-
-def test_cell_lab_colour_gives_known_colours_per_cell():
-    images = torch.zeros(1, 3, 8, 8)
-    images[0, 0, :, :4] = 1.0  # left half pure red, right half black
-    lab = cell_lab_colour(images, (1, 2))
-    assert lab.shape == (1, 3, 1, 2)
-    assert torch.allclose(lab[0, :, 0, 0], torch.tensor([53.24, 80.09, 67.20]) / 100, atol=1e-3)
-    assert torch.allclose(lab[0, :, 0, 1], torch.zeros(3), atol=1e-4)
-
-
-def test_colour_weight_appends_the_weighted_cell_colour_to_f():
-    images = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
-    plain = SemanticBridgingModule(num_clusters=5).eval()
-    coloured = SemanticBridgingModule(num_clusters=5, colour_weight=2.0).eval()
-    f_plain, f_coloured = plain.frozen_features(images), coloured.frozen_features(images)
-    assert f_coloured.shape[1] == f_plain.shape[1] + 3 == coloured.prototypes.shape[1]
-    assert torch.allclose(f_coloured[:, :-3], f_plain, atol=1e-5)
-    assert torch.allclose(f_coloured[:, -3:], 2.0 * cell_lab_colour(images, f_plain.shape[-2:]), atol=1e-5)

@@ -30,6 +30,16 @@ def test_every_region_source_is_scored(tmp_path, fssod_root, capsys):
     assert len([line for line in table.splitlines() if line.startswith("| superpixel")]) == 2
 
 
+def test_cell_lab_colour_gives_known_colours_per_cell():
+    images = torch.zeros(1, 3, 8, 8)
+    images[0, 0, :, :4] = 1.0  # left half pure red, right half black
+    lab = region_study.cell_lab_colour(images, (1, 2))
+    assert lab.shape == (1, 3, 1, 2)
+    assert torch.allclose(lab[0, :, 0, 0], torch.tensor([53.24, 80.09, 67.20]) / 100, atol=1e-3)
+    assert torch.allclose(lab[0, :, 0, 1], torch.zeros(3), atol=1e-4)
+
+
+
 REQUIRED = ("student_bs32_img_per_s", "lraspp_bs32_img_per_s", "student_vs_lraspp_bs32",
             "student_bs1_latency_ms", "train_img_per_s")
 
