@@ -119,10 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int,
                    help="[ours] quick checks: only the first N frames of each split (synthetic: N training "
                         "scenes, 48 without it)")
-    p.add_argument("--source", default="boundary", choices=SOURCES,
+    p.add_argument("--source", choices=SOURCES,
                    help="mask source: sam [paper] (needs --sam-checkpoint), boundary [ours] (PiDiNet "
-                        "regions: the stand-in without SAM weights), superpixel [ours] (felzenszwalb), "
-                        "oracle [analysis] (regions of the ground truth)")
+                        "regions: the stand-in without SAM weights; the default), superpixel [ours] "
+                        "(felzenszwalb; the default for synthetic scenes, as it needs no download), oracle "
+                        "[analysis] (regions of the ground truth)")
     p.add_argument("--sam-checkpoint", help="[paper] an official SAM checkpoint, e.g. sam_vit_b_01ec64.pth")
     p.add_argument("--cache", help="[ours] mask cache folder; cache/<data>-<source>-<H>x<W> without it")
     p.add_argument("--out", default="runs/default",
@@ -179,6 +180,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args = resumed_settings(parser, args, argv)
     synthetic = args.data == "synthetic"
     args.size = args.size or ([128, 192] if synthetic else [416, 608])
+    args.source = args.source or ("superpixel" if synthetic else "boundary")
     if args.epochs is None:
         args.epochs = 100 if args.supervised else 6 if synthetic else 30
     args.folds = 1 if synthetic else args.folds

@@ -193,6 +193,13 @@ def test_unlabelled_frames_train_and_their_predictions_are_drawn(tmp_path):
     assert state_of(out)["args"]["unlabelled"]
 
 
+def test_the_default_run_needs_no_download():
+    # Synthetic scenes with superpixel masks: no PiDiNet or SAM weights, no dataset.
+    args = train.parse_args([])
+    assert (args.data, args.source, args.folds) == ("synthetic", "superpixel", 1)
+    assert train.parse_args(["--data", "frames"]).source == "boundary"
+
+
 def test_bad_input_gives_clear_errors(tmp_path):
     with pytest.raises(SystemExit):
         train.parse_args(["--source", "photoshop"])
