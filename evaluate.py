@@ -400,11 +400,10 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = Non
     results = {
         "method": method, "masks": masks, "mask_source": None if args["supervised"] else args["source"],
         "data": str(data or args["data"]), "size": list(args["size"]), "fold": fold, "folds": args["folds"],
-        "evaluated_on": "the single split's test frames" if fold is None
-                        else f"fold {fold} of {args['folds']}",
+        "evaluated_on": scored_frames(args),
         "test_frames": list(evaluated.names), "black_is_class": black_is_class,
         "student_weights": state["student_weights"], "sbm_weights": state["sbm_weights"],
-        "protocol": protocol(k, args["supervised"], None if fold is None else args["folds"], black_is_class),
+        "protocol": protocol(k, args, black_is_class),
         "lambdas": {n: args[f"lambda_{n}"] for n in ("sbm", "bd", "aug")}, "seed": args["seed"],
         "epochs": state["epoch"] + 1, "clusters": k, "mapping": mapping.tolist(),
         **{key: scores_in_percent(c) for key, c in named.items()},
@@ -441,11 +440,25 @@ def draw_predictions(checkpoint: str | Path, device: str = "cpu", count: int = 4
                      titles=[item["name"] for item in items], heading=heading)
 
 
-def protocol(clusters: int, supervised: bool, folds: int | None, black_is_class: bool) -> str:
-    """One sentence saying how a row was scored (folds=None: the single split)."""
-    frames = (f"{folds}-fold cross-validation over all labelled frames (contiguous blocks by frame number), "
-              "the test folds' confusion matrices summed" if folds else "split.json's single split")
-    if supervised:
+def scored_frames(args: dict) -> str:
+    """Which frames a run (its train.py args) is scored on, in words."""
+    if args["data"] == "synthetic":
+        return "the synthetic test scenes"
+    if args["fold"] is None:
+        return "the single split's test frames"
+    return f"fold {args['fold']} of {args['folds']}"
+
+
+def protocol(clusters: int, args: dict, black_is_class: bool) -> str:
+    """One sentence saying how a run (its train.py args) was scored."""
+    if args["data"] == "synthetic":
+        frames = "synthetic scenes, the test scenes drawn from other seeds than the training ones"
+    elif args["fold"] is None:
+        frames = "split.json's single split"
+    else:
+        frames = (f"{args['folds']}-fold cross-validation over all labelled frames (contiguous blocks by "
+                  "frame number), the test folds' confusion matrices summed")
+    if args["supervised"]:
         naming = "supervised: channels are the classes"
     elif clusters == NUM_CLASSES:
         naming = "strict: clusters named by Hungarian matching on the training frames"
