@@ -158,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "torchvision's MobileNetV3 [paper's family; needs a download] or random [ablation]")
     p.add_argument("--sbm-backbone", default="efficientnet_lite0",
                    choices=["efficientnet_lite0", "mobilenet_v3", "random", "sam"],
-                   help="the SBM's frozen backbone for F: the choices of --encoder, or SAM's image encoder "
-                        "(needs --sam-checkpoint)")
+                   help="the SBM's frozen backbone for F: the choices of --encoder [ours, SPEC point 5], or "
+                        "SAM's image encoder [paper's SAM; needs --sam-checkpoint]")
     p.add_argument("--supervised", action="store_true",
                    help="[paper] Table 1's supervised MobileNet-UNet: cross-entropy on the ground truth "
                         "(uses labels)")

@@ -200,6 +200,26 @@ def test_the_default_run_needs_no_download():
     assert train.parse_args(["--data", "frames"]).source == "boundary"
 
 
+def test_help_shows_defaults_and_whose_each_flag_is(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert "(default: 0.001)" in text and "(default: 5)" in text
+    for action in train.build_parser()._actions[1:]:
+        assert any(tag in action.help for tag in ("[paper", "[ablation", "[protocol", "[ours", "[analysis")), \
+            action.dest
+
+
+def test_cpu_threads_leave_busy_cores_alone(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert train.cpu_threads() == 4
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.7, 0.0, 0.0))
+    assert train.cpu_threads() == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    assert train.cpu_threads() == 1
+
+
 def test_bad_input_gives_clear_errors(tmp_path):
     with pytest.raises(SystemExit):
         train.parse_args(["--source", "photoshop"])
