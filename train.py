@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="[ours] 30 on FSSOD, 6 synthetic, 100 --supervised")
     p.add_argument("--batch-size", type=int, default=8, help="[ours] frames per process and step")
     p.add_argument("--lr", type=float, default=1e-3,
-                   help="[ours] student learning rate (the paper's 1e-5 leaves the student at 8.5 mIoU after "
+                   help="[ours] student learning rate (at the paper's 1e-5 the student barely learns in "
                         "30 epochs: RESULTS.md)")
     p.add_argument("--lr-sbm", type=float, default=1e-5,
                    help="[paper] SBM learning rate, with --sbm-from-student")
