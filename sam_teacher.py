@@ -600,8 +600,8 @@ def build_cache(dataset: Sequence[dict], teacher: Teacher, out_dir: str, progres
                              "frames: resize all frames to one size.")
         if teacher.needs_label:
             if "label" not in item:
-                raise ValueError("The oracle teacher needs labels: build the dataset with "
-                                 "labels=True (only for analysis).")
+                raise ValueError("The oracle teacher needs the ground truth: open the frames with their "
+                                 "masks (analysis only).")
             label = item["label"]
             masks = teacher(image, label.numpy() if isinstance(label, torch.Tensor) else np.asarray(label))
         else:

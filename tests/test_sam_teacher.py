@@ -209,7 +209,7 @@ def test_oracle_cache_reads_labels(tmp_path):
     masks = cache.load(dataset.names[0])
     for mask in masks.dense().numpy():
         assert len(np.unique(label[mask])) == 1
-    with pytest.raises(ValueError, match="labels=True"):
+    with pytest.raises(ValueError, match="the ground truth"):
         build_cache(SyntheticScenes(2, size=SIZE, seed=3), OracleTeacher(), tmp_path / "unlabelled", progress=False)
 
 
