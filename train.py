@@ -212,9 +212,9 @@ def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
              if token.split("=")[0] in action.option_strings}
     for name in sorted(given - RESUMABLE):
         if getattr(args, name) != saved[name]:
-            raise SystemExit(f"error: --resume: {args.out} was run with --{name.replace('_', '-')} "
-                             f"{saved[name]}, "
-                             f"not {getattr(args, name)}; drop the flag, or start a new run in another --out")
+            flag = "--" + name.replace("_", "-")
+            raise SystemExit(f"error: --resume: {args.out} was run with {flag} {saved[name]}, not "
+                             f"{getattr(args, name)}; drop the flag, or start a new run in another --out")
     if "epochs" in given and args.epochs < saved["epochs"]:
         raise SystemExit(f"error: --resume: --epochs {args.epochs} is fewer than the run's {saved['epochs']}")
     saved["fold"] = saved.pop("command_fold")
