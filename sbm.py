@@ -14,8 +14,9 @@ region embeddings of all training frames (`start_prototypes`): label-free, and o
 features already the strongest naive floor in SPEC. The clusters are named only at evaluation, by
 Hungarian matching (SPEC point 2). An objective that trains the prototypes further on their own
 (SwAV swapped prediction between jittered views) was measured and dropped: it left the 11-cluster
-score where k-means put it and lowered the 40-cluster one (RESULTS.md, "Tried and dropped"). What can still train the
-SBM is the student, through eq. 4 (train.py --sbm-from-student, the paper's second AdamW).
+score where k-means put it and lowered the 40-cluster one (RESULTS.md, "Tried and dropped"). What can
+still train the SBM is the student, through eq. 4 (train.py --sbm-from-student, the paper's second
+AdamW).
 
 The masks arrive as a `MaskSet` (sam_teacher.py): the segments they cut the frame into and which
 mask covers which segment. Eqs. 1 and 2 are sums over masks' pixels and averages over a pixel's

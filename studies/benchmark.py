@@ -44,7 +44,8 @@ from torchvision.models.segmentation import fcn_resnet50
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import train  # noqa: E402
 from data import NUM_CLASSES  # noqa: E402
-from sam_teacher import BoundaryTeacher, MaskSet, SamTeacher, SuperpixelTeacher, build_cache, write_atomically  # noqa: E402
+from sam_teacher import (BoundaryTeacher, MaskSet, SamTeacher, SuperpixelTeacher, build_cache,  # noqa: E402
+                         write_atomically)
 from sbm import SemanticBridgingModule, ensemble_pseudo_logits, masked_average_pool  # noqa: E402
 from student import LRASPPBaseline, MobileNetUNet  # noqa: E402
 from synthetic import SyntheticScenes, make_scene  # noqa: E402
@@ -52,28 +53,39 @@ from synthetic import SyntheticScenes, make_scene  # noqa: E402
 SECTIONS = ("inference", "training", "masks", "sam")
 # Defaults that depend on the run: a full GPU run, a (slow) full CPU run, and --quick for CI.
 PRESETS = {
-    "cuda": dict(size=[416, 608], batch_sizes=[1, 32], repeats=20, warmup=5, train_batch=8, mask_frames=5, sam_points=32),
-    "cpu": dict(size=[416, 608], batch_sizes=[1, 32], repeats=3, warmup=1, train_batch=8, mask_frames=2, sam_points=8),
-    "quick": dict(size=[64, 96], batch_sizes=[1, 2], repeats=3, warmup=1, train_batch=2, mask_frames=1, sam_points=4),
+    "cuda": dict(size=[416, 608], batch_sizes=[1, 32], repeats=20, warmup=5, train_batch=8, mask_frames=5,
+                 sam_points=32),
+    "cpu": dict(size=[416, 608], batch_sizes=[1, 32], repeats=3, warmup=1, train_batch=8, mask_frames=2,
+                sam_points=8),
+    "quick": dict(size=[64, 96], batch_sizes=[1, 2], repeats=3, warmup=1, train_batch=2, mask_frames=1,
+                  sam_points=4),
 }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="frame size; default 416 608 (64 96 with --quick)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", help="inference batch sizes; default 1 32 (1 2 with --quick)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                   help="frame size; default 416 608 (64 96 with --quick)")
+    p.add_argument("--batch-sizes", type=int, nargs="+",
+                   help="inference batch sizes; default 1 32 (1 2 with --quick)")
     p.add_argument("--repeats", type=int, help="timed calls per measurement; default 20 on GPU, 3 on CPU")
     p.add_argument("--warmup", type=int, help="untimed calls first; default 5 on GPU, 1 on CPU")
-    p.add_argument("--train-batch", type=int, help="frames per training step; default 8 (train.py's), 2 with --quick")
-    p.add_argument("--mask-frames", type=int, help="frames timed per mask source; default 5 on GPU, 2 on CPU, 1 with --quick")
-    p.add_argument("--sam-points", type=int, help="SAM's points_per_side; default 32 on GPU, 8 on CPU, 4 with --quick")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="also time torch.compile'd models; default on for GPU, off for CPU")
-    p.add_argument("--compile-mode", default="reduce-overhead", choices=["reduce-overhead", "max-autotune-no-cudagraphs", "default"],
+    p.add_argument("--train-batch", type=int,
+                   help="frames per training step; default 8 (train.py's), 2 with --quick")
+    p.add_argument("--mask-frames", type=int,
+                   help="frames timed per mask source; default 5 on GPU, 2 on CPU, 1 with --quick")
+    p.add_argument("--sam-points", type=int,
+                   help="SAM's points_per_side; default 32 on GPU, 8 on CPU, 4 with --quick")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                   help="also time torch.compile'd models; default on for GPU, off for CPU")
+    p.add_argument("--compile-mode", default="reduce-overhead",
+                   choices=["reduce-overhead", "max-autotune-no-cudagraphs", "default"],
                    help="reduce-overhead adds CUDA graphs, which matter most at batch 1")
     p.add_argument("--quick", action="store_true", help="tiny sizes and few repeats, for CI")
     p.add_argument("--skip", nargs="+", default=[], choices=SECTIONS, help="sections not to run")
-    p.add_argument("--profile", action="store_true", help="also profile one training step and print its top-15 ops")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile one training step and print its top-15 ops")
     p.add_argument("--out", default="results/benchmark.json", help="JSON file for the results")
     args = p.parse_args(argv)
     preset = PRESETS["quick" if args.quick else "cuda" if args.device.startswith("cuda") else "cpu"]
@@ -149,7 +161,8 @@ def row(section: str, what: str, variant: str, batch: int | None, ms: float | No
     img_per_s = batch * 1e3 / ms if ms and batch else None
     print(f"  {section:<10} {what} [{variant}] batch {batch or '-'}: "
           f"{'-' if ms is None else f'{ms:.2f} ms'} {note}", file=sys.stderr, flush=True)
-    return dict(section=section, what=what, variant=variant, batch=batch, ms=ms, img_per_s=img_per_s, note=note)
+    return dict(section=section, what=what, variant=variant, batch=batch, ms=ms, img_per_s=img_per_s,
+                note=note)
 
 
 def failure(error: Exception) -> str:
@@ -183,15 +196,18 @@ def inference_models(num_classes: int) -> dict[str, Callable[[], nn.Module]]:
     """Builders, so that only one model (and its copies) is in memory at a time."""
     return {
         "student": lambda: MobileNetUNet(num_outputs=num_classes),
-        "lraspp": lambda: LRASPPBaseline(num_outputs=num_classes),  # the one `train.py --student lraspp` trains
-        "fcn": lambda: OutputOnly(fcn_resnet50(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)),
+        # the one `train.py --student lraspp` trains
+        "lraspp": lambda: LRASPPBaseline(num_outputs=num_classes),
+        "fcn": lambda: OutputOnly(fcn_resnet50(weights=None, weights_backbone=None, num_classes=num_classes,
+                                               aux_loss=False)),
     }
 
 
 def describe(model: nn.Module) -> str:
     if isinstance(model, (MobileNetUNet, LRASPPBaseline)):
         return model.describe()
-    return f"torchvision FCN-ResNet50, random weights: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters"
+    return (f"torchvision FCN-ResNet50, random weights: "
+            f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
 
 
 def inference_variants(device: torch.device, with_compile: bool) -> list[Variant]:
@@ -216,7 +232,8 @@ def prepare(model: nn.Module, variant: Variant, device: torch.device, compile_mo
     return model
 
 
-def inference_call(model: nn.Module, variant: Variant, batch: int, size: list[int], device: torch.device) -> Callable[[], None]:
+def inference_call(model: nn.Module, variant: Variant, batch: int, size: list[int],
+                   device: torch.device) -> Callable[[], None]:
     x = torch.rand(batch, 3, *size, device=device)
     if variant.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -267,7 +284,8 @@ def benchmark_inference(args: argparse.Namespace, device: torch.device) -> tuple
             summary[f"{name}_bs1_variant"] = best[0]
             summary[f"{name}_bs1_latency_ms"] = best[1]
     if "student_bs32_img_per_s" in summary and "lraspp_bs32_img_per_s" in summary:
-        summary["student_vs_lraspp_bs32"] = summary["student_bs32_img_per_s"] / summary["lraspp_bs32_img_per_s"]
+        summary["student_vs_lraspp_bs32"] = (summary["student_bs32_img_per_s"]
+                                             / summary["lraspp_bs32_img_per_s"])
     return rows, summary
 
 
@@ -303,7 +321,8 @@ def timed_training_step(batch: dict, student: nn.Module, sbm: nn.Module | None,
 def sbm_parts(sbm: SemanticBridgingModule, images: torch.Tensor, masks: list[MaskSet],
               device: torch.device) -> dict[str, Callable[[], None]]:
     """The SBM's forward work of one step, piece by piece. images: (B, 3, H, W) and masks on the device."""
-    autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16,
+                                 enabled=device.type == "cuda")
     with autocast():
         features = sbm.dense_features(images)
 
@@ -340,7 +359,8 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     student = MobileNetUNet(num_outputs=train_args.clusters, encoder=train_args.encoder).to(device).train()
     if cuda:
         student = student.to(memory_format=torch.channels_last)
-    sbm = SemanticBridgingModule(num_clusters=train_args.clusters, backbone=train_args.sbm_backbone).to(device)
+    sbm = SemanticBridgingModule(num_clusters=train_args.clusters,
+                                 backbone=train_args.sbm_backbone).to(device)
     sbm.requires_grad_(False)
     opt_student = torch.optim.AdamW(student.parameters(), lr=train_args.lr, **train.ADAMW)
 
@@ -363,9 +383,11 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     if cuda:
         on_device = on_device.contiguous(memory_format=torch.channels_last)
     masks = [m.to(device) for m in cached_masks]
-    for (what, part), key in zip(sbm_parts(sbm, on_device, masks, device).items(), ("sbm_forward", "sbm_eq1_eq2")):
+    for (what, part), key in zip(sbm_parts(sbm, on_device, masks, device).items(),
+                                 ("sbm_forward", "sbm_eq1_eq2")):
         ms = median_ms(part, device, args.warmup, args.repeats)
-        rows.append(row("training", what, variant, None, ms, f"{100 * ms / step_ms:.1f}% of the label-free step (batch {batch})"))
+        rows.append(row("training", what, variant, None, ms,
+                        f"{100 * ms / step_ms:.1f}% of the label-free step (batch {batch})"))
         summary.update({f"{key}_ms": ms, f"{key}_fraction": ms / step_ms})
 
     labels = torch.randint(0, NUM_CLASSES, (batch, *args.size))
@@ -374,7 +396,8 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     supervised = timed_training_step({"image": images, "label": labels}, student, None, [opt_student],
                                      train.parse_args(["--supervised"]), device)
     ms = median_ms(supervised, device, args.warmup, args.repeats)
-    rows.append(row("training", "supervised step (cross-entropy, AdamW)", variant, batch, ms, "random labels"))
+    rows.append(row("training", "supervised step (cross-entropy, AdamW)", variant, batch, ms,
+                    "random labels"))
     summary.update(supervised_step_ms=ms, supervised_img_per_s=batch * 1e3 / ms)
     if args.profile:
         print_profile(step, device)
@@ -403,8 +426,10 @@ def benchmark_mask_sources(args: argparse.Namespace, device: torch.device) -> tu
     frames = [make_scene(1000 + i, tuple(args.size))[0] for i in range(warmup + args.mask_frames)]
     rows, summary = [], {}
     if "masks" not in args.skip:
-        ms, count = time_teacher(SuperpixelTeacher(), frames, warmup, torch.device("cpu"))  # scikit-image: CPU only
-        rows.append(row("masks", "superpixel (felzenszwalb, CPU)", "numpy", 1, ms, f"{count:.0f} masks per frame"))
+        ms, count = time_teacher(SuperpixelTeacher(), frames, warmup,
+                                 torch.device("cpu"))  # scikit-image: CPU only
+        rows.append(row("masks", "superpixel (felzenszwalb, CPU)", "numpy", 1, ms,
+                        f"{count:.0f} masks per frame"))
         summary.update(superpixel_ms_per_frame=ms, superpixel_fps=1e3 / ms, superpixel_masks_per_frame=count)
         teacher = BoundaryTeacher(device=str(device))
         ms, count = time_teacher(teacher, frames, warmup, device)
@@ -418,8 +443,8 @@ def benchmark_mask_sources(args: argparse.Namespace, device: torch.device) -> tu
         # SamTeacher runs no crops, so the encoder runs once per frame: drop the warm-up frames' calls.
         encoder = statistics.median(encoder_ms[warmup:])
         note = "RANDOM WEIGHTS, timing only"
-        rows.append(row("masks", f"SAM ViT-B automatic masks, {args.sam_points}x{args.sam_points} points", "fp32", 1, ms,
-                        f"{note}; {count:.0f} masks per frame survive the filters"))
+        rows.append(row("masks", f"SAM ViT-B automatic masks, {args.sam_points}x{args.sam_points} points",
+                        "fp32", 1, ms, f"{note}; {count:.0f} masks per frame survive the filters"))
         rows.append(row("masks", "SAM ViT-B image encoder alone, 1024 x 1024", "fp32", 1, encoder, note))
         summary.update(sam_vit_b_ms_per_frame=ms, sam_vit_b_fps=1e3 / ms, sam_vit_b_encoder_ms=encoder,
                        sam_vit_b_points_per_side=args.sam_points, sam_vit_b_weights="random (timing only)")
@@ -471,7 +496,8 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(args.device)
     torch.manual_seed(0)
     if device.type == "cuda":
-        # Let cuDNN pick the fastest algorithm for each shape (during the warm-up), as any speed reference does.
+        # Let cuDNN pick the fastest algorithm for each shape (during the warm-up), as any speed
+        # reference does.
         torch.backends.cudnn.benchmark = True
     results, rows = environment(args, device), []
     runs = [run for section, run in (("inference", benchmark_inference), ("training", benchmark_training))
@@ -485,8 +511,8 @@ def main(argv: list[str] | None = None) -> dict:
         # Written after every section, so a run cut short keeps what it measured.
         write_json(args.out, results)
 
-    print(f"\n{results['device_name']} ({args.device}), torch {torch.__version__}, {args.size[0]} x {args.size[1]}, "
-          f"median of {args.repeats} after {args.warmup} warm-up calls")
+    print(f"\n{results['device_name']} ({args.device}), torch {torch.__version__}, "
+          f"{args.size[0]} x {args.size[1]}, median of {args.repeats} after {args.warmup} warm-up calls")
     print_table(rows)
     print(f"\nwrote {args.out}")
     return results

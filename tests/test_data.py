@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 import data
-from data import (CLASSES, CLASS_NAMES, FSSOD, IGNORE_INDEX, NUM_CLASSES, OFFICIALS, PALETTE, colorize, decode_mask,
-                  fold_of_frames)
+from data import (CLASSES, CLASS_NAMES, FSSOD, IGNORE_INDEX, NUM_CLASSES, OFFICIALS, PALETTE, colorize,
+                  decode_mask, fold_of_frames)
 from synthetic import SyntheticScenes, make_scene
 
 
@@ -167,7 +167,8 @@ def test_unknown_mask_colour(tmp_path):
 
 def test_split_file_naming_a_missing_frame(tmp_path):
     _frame_folder(tmp_path, [1, 11])
-    (tmp_path / "split.json").write_text(json.dumps({"train": ["Frame 1  (11).jpg", "Frame 1  (99).jpg"], "test": ["Frame 1  (1).jpg"]}))
+    (tmp_path / "split.json").write_text(json.dumps({"train": ["Frame 1  (11).jpg", "Frame 1  (99).jpg"],
+                                                     "test": ["Frame 1  (1).jpg"]}))
     assert FSSOD(tmp_path, "test").names == ["Frame 1  (1).jpg"]
     with pytest.raises(FileNotFoundError, match=r"split\.json names 1 frame.*\(99\)"):
         FSSOD(tmp_path, "train")
@@ -200,7 +201,8 @@ def test_make_scene_labels_match_what_was_drawn():
         assert (grass | line)[ground].all()
         # The audience is above the boards.
         rows = np.arange(label.shape[0])
-        assert rows[(label == data.AUDIENCE).any(axis=1)].max() < rows[(label == data.ADVERTISEMENT).any(axis=1)].min()
+        assert (rows[(label == data.AUDIENCE).any(axis=1)].max()
+                < rows[(label == data.ADVERTISEMENT).any(axis=1)].min())
     assert seen == set(range(11))
 
 

@@ -105,7 +105,8 @@ def test_figures_are_written_as_png(tmp_path):
     labels = [np.zeros((16, 24), np.int64), np.full((16, 24), 255)]
     preds = [np.ones((16, 24), np.int64), torch.full((16, 24), 2)]
     grid_path = tmp_path / "qualitative.png"
-    plot_qualitative(images, labels, preds, grid_path, palette, titles=["one", "two"], class_names=["a", "b", "c"])
+    plot_qualitative(images, labels, preds, grid_path, palette, titles=["one", "two"],
+                     class_names=["a", "b", "c"])
     for path in (bar_path, grid_path):
         data = path.read_bytes()
         assert data[:8] == PNG_SIGNATURE and len(data) > 1000
@@ -117,7 +118,8 @@ def test_figures_are_written_as_png(tmp_path):
 
 
 def test_markdown_table():
-    table = markdown_table([{"method": "ours", "mIoU": 91.234}, {"method": "FCN", "mIoU": float("nan")}], ["method", "mIoU", "FWIoU"])
+    table = markdown_table([{"method": "ours", "mIoU": 91.234}, {"method": "FCN", "mIoU": float("nan")}],
+                           ["method", "mIoU", "FWIoU"])
     assert table.splitlines() == [
         "| method | mIoU | FWIoU |",
         "|---|---|---|",
@@ -134,7 +136,8 @@ def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp
 
     def result(miou, seed, pseudo, folds):
         iou = {name: None if name == "Referee" else miou for name in CLASS_NAMES}
-        r = {"seed": seed, "mask_source": "boundary", "clusters": 11, "epochs": 30, "folds": 5, "protocol": "cv",
+        r = {"seed": seed, "mask_source": "boundary", "clusters": 11, "epochs": 30, "folds": 5,
+             "protocol": "cv",
              "strict": {"miou": miou, "fwiou": 2 * miou, "iou": iou},
              "per_split": {"miou": miou + 1}, "train_split": {"miou": miou - 1}}
         if pseudo is not None:
@@ -157,7 +160,9 @@ def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp
     assert rows["supervised"]["miou"] == {"mean": 50.0, "std": 0.0} and rows["supervised"]["folds"] == 1
     assert np.isnan(rows["supervised"]["pseudo_label_miou"]["mean"])
     main(["--summarize", *map(str, tmp_path.glob("*.json"))])
-    assert "| `main` | boundary | 11 | 30 | 5 | 0 1 | 15.0 ± 7.1 | 30.0 ± 14.1 | 15.0 ± 5.5 |" in capsys.readouterr().out
+    assert ("| `main` | boundary | 11 | 30 | 5 | 0 1 | 15.0 ± 7.1 | 30.0 ± 14.1 | 15.0 ± 5.5 |"
+            in capsys.readouterr().out)
     main(["--summarize", *map(str, tmp_path.glob("main-*.json")), "--json", str(tmp_path / "headline.json")])
     headline = json.loads((tmp_path / "headline.json").read_text())
-    assert headline["miou"]["mean"] == 15.0 and headline["iou"]["Ball"]["mean"] == 15.0 and headline["folds"] == 5
+    assert (headline["miou"]["mean"] == 15.0 and headline["iou"]["Ball"]["mean"] == 15.0
+            and headline["folds"] == 5)

@@ -62,7 +62,8 @@ def reference_sobel_edges(probabilities):
                     gx = gy = 0.0
                     for dy in (-1, 0, 1):
                         for dx in (-1, 0, 1):
-                            v = probabilities[b, c, min(max(y + dy, 0), height - 1), min(max(x + dx, 0), width - 1)]
+                            v = probabilities[b, c, min(max(y + dy, 0), height - 1),
+                                              min(max(x + dx, 0), width - 1)]
                             gx += kernel[dy + 1, dx + 1] * v
                             gy += kernel[dx + 1, dy + 1] * v
                     total += math.sqrt(gx ** 2 + gy ** 2)
@@ -98,7 +99,8 @@ def test_eq3_matches_reference():
                     terms.append(abs(strength[b, y, x].item() - 1))
     assert terms
     edges = sbm_boundary(pseudo, valid)
-    assert boundary_consistency_loss(student, edges).item() == pytest.approx(sum(terms) / len(terms), rel=1e-4)
+    assert boundary_consistency_loss(student, edges).item() == pytest.approx(
+        sum(terms) / len(terms), rel=1e-4)
 
 
 def two_region_layout():
@@ -136,7 +138,8 @@ def test_eq6_matches_reference_and_detaches_the_target_view():
     logits_2 = torch.randn(2, 4, 5, 6, generator=g, requires_grad=True)
     valid = torch.rand(2, 5, 6, generator=g) > 0.5
     loss = augmentation_consistency_loss(logits_1, logits_2, valid)
-    assert loss.item() == pytest.approx(reference_soft_ce(logits_1.detach(), logits_2.detach(), valid), rel=1e-5)
+    assert loss.item() == pytest.approx(
+        reference_soft_ce(logits_1.detach(), logits_2.detach(), valid), rel=1e-5)
     loss.backward()
     assert logits_1.grad is None and logits_2.grad.abs().sum() > 0
 
@@ -157,7 +160,8 @@ def test_eq6_unchanged_when_flipped_views_are_flipped_back():
 def test_random_spatial_view_round_trip():
     g = torch.Generator().manual_seed(6)
     # Smooth images: resampling a crop up and back down loses only what the grid cannot hold.
-    images = F.interpolate(torch.rand(4, 3, 4, 6, generator=g), size=(32, 48), mode="bilinear", align_corners=False)
+    images = F.interpolate(torch.rand(4, 3, 4, 6, generator=g), size=(32, 48), mode="bilinear",
+                           align_corners=False)
     view, spatial = random_spatial_view(images, generator=torch.Generator().manual_seed(0), jitter=False)
     assert view.shape == images.shape
     back, valid = spatial.invert(view)

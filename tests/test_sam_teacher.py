@@ -195,7 +195,8 @@ def test_cache_with_other_settings_is_refused(tmp_path):
         build_cache(dataset, SuperpixelTeacher(scale=300), tmp_path, progress=False)
     assert "scale" in str(error.value) and "--out" in str(error.value)
     with pytest.raises(ValueError, match="other settings"):
-        build_cache(SyntheticScenes(2, size=(32, 64), seed=1), SuperpixelTeacher(scale=150), tmp_path, progress=False)
+        build_cache(SyntheticScenes(2, size=(32, 64), seed=1), SuperpixelTeacher(scale=150), tmp_path,
+                    progress=False)
     with pytest.raises(ValueError, match="source"):
         MaskCache(tmp_path, expected_settings={"source": "sam"})
     assert MaskCache(tmp_path, expected_settings={"source": "superpixel", "image_size": SIZE}).names
@@ -210,7 +211,8 @@ def test_oracle_cache_reads_labels(tmp_path):
     for mask in masks.dense().numpy():
         assert len(np.unique(label[mask])) == 1
     with pytest.raises(ValueError, match="the ground truth"):
-        build_cache(SyntheticScenes(2, size=SIZE, seed=3), OracleTeacher(), tmp_path / "unlabelled", progress=False)
+        build_cache(SyntheticScenes(2, size=SIZE, seed=3), OracleTeacher(), tmp_path / "unlabelled",
+                    progress=False)
 
 
 def test_missing_cache_or_frame_says_how_to_build_it(tmp_path):

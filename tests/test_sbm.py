@@ -19,7 +19,8 @@ def random_masks(generator, n, height, width):
 def test_eq1_matches_per_mask_loop():
     g = torch.Generator().manual_seed(0)
     features, masks = torch.randn(5, 6, 7, generator=g), random_masks(g, 4, 6, 7)
-    expected = torch.stack([torch.stack([features[:, y, x] for y in range(6) for x in range(7) if m[y, x]]).mean(0)
+    expected = torch.stack([torch.stack([features[:, y, x] for y in range(6) for x in range(7)
+                                         if m[y, x]]).mean(0)
                             for m in masks])
     assert torch.allclose(masked_average_pool(features, MaskSet.from_masks(masks)), expected, atol=1e-5)
 
@@ -48,7 +49,8 @@ def test_eq2_averages_overlaps_and_leaves_uncovered_pixels_at_zero():
             assert torch.allclose(pseudo[:, y, x], expected, atol=1e-6)
             assert bool(covered[y, x]) == bool(owners)
     assert not covered[4, 5]
-    empty, nothing = ensemble_pseudo_logits(torch.zeros(0, 4), MaskSet.from_masks(torch.zeros(0, 5, 6, dtype=torch.bool)))
+    empty, nothing = ensemble_pseudo_logits(torch.zeros(0, 4),
+                                            MaskSet.from_masks(torch.zeros(0, 5, 6, dtype=torch.bool)))
     assert empty.shape == (4, 5, 6) and not empty.any() and not nothing.any()
 
 
@@ -63,7 +65,8 @@ def test_backbone_frozen_and_forward_shapes():
     assert all(not p.requires_grad for p in sbm.backbone.parameters())
     g = torch.Generator().manual_seed(3)
     images = torch.rand(2, 3, 64, 96, generator=g)
-    masks = [MaskSet.from_masks(random_masks(g, 3, 64, 96)), MaskSet.from_masks(torch.zeros(0, 64, 96).bool())]
+    masks = [MaskSet.from_masks(random_masks(g, 3, 64, 96)),
+             MaskSet.from_masks(torch.zeros(0, 64, 96).bool())]
     pseudo, covered = sbm(images, masks)
     assert pseudo.shape == (2, 7, 64, 96) and covered.shape == (2, 64, 96)
     assert covered[0].any() and not covered[1].any() and pseudo.requires_grad
@@ -121,8 +124,10 @@ def test_spherical_kmeans_finds_separated_directions_and_respects_weights():
     # A point of weight 0 does not move its cluster's mean.
     outlier = torch.cat([points, -centres[:1]])
     weights = torch.cat([torch.ones(200), torch.zeros(1)])
-    means = cluster_means(F.normalize(outlier, dim=1), weights, torch.cat([truth, torch.zeros(1, dtype=torch.long)]), 4)
-    assert torch.allclose(means, cluster_means(F.normalize(points, dim=1), torch.ones(200), truth, 4), atol=1e-6)
+    means = cluster_means(F.normalize(outlier, dim=1), weights,
+                          torch.cat([truth, torch.zeros(1, dtype=torch.long)]), 4)
+    assert torch.allclose(means, cluster_means(F.normalize(points, dim=1), torch.ones(200), truth, 4),
+                          atol=1e-6)
     with pytest.raises(ValueError, match="at least k"):
         spherical_kmeans(points[:3], torch.ones(3), 4)
 

@@ -14,7 +14,8 @@ from studies import benchmark, region_study
 def test_region_quality_counts_pixels_whose_region_agrees_with_them():
     segments = torch.tensor([[0, 0, 1], [0, 1, 1]])
     label = np.array([[3, 3, 3], [4, 9, 9]])
-    regions, labelled, pure, present = region_study.region_quality(MaskSet(segments, torch.eye(2, dtype=torch.bool)), label)
+    regions, labelled, pure, present = region_study.region_quality(
+        MaskSet(segments, torch.eye(2, dtype=torch.bool)), label)
     assert (regions, labelled) == (2, 6)
     # Region 0 is ground (2 of 3), region 1 team B (2 of 3): the ball pixel and one ground pixel are lost.
     assert pure[3] == 2 and pure[9] == 2 and pure[4] == 0 and present[4] == 1
@@ -56,4 +57,5 @@ def test_quick_cpu_benchmark_writes_required_keys(tmp_path):
     assert saved["student_vs_lraspp_bs32"] == saved["student_bs32_img_per_s"] / saved["lraspp_bs32_img_per_s"]
     assert 0 < saved["sbm_eq1_eq2_fraction"] < 1 and saved["superpixel_fps"] > 0 and saved["boundary_fps"] > 0
     assert saved["throughput_batch_size"] == 2 and saved["student_bs32_variant"] == "fp32"
-    assert returned["rows"] == saved["rows"] and not any(r["note"].startswith("failed") for r in saved["rows"])
+    assert (returned["rows"] == saved["rows"]
+            and not any(r["note"].startswith("failed") for r in saved["rows"]))

@@ -17,7 +17,8 @@ import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "64", "96", "--max-frames", "8", "--batch-size", "2", "--source", "superpixel"]
-RUN_FILES = {"settings.json", "checkpoint.pt", "results.json", "classwise_iou.png", "qualitative.png", "tables.md"}
+RUN_FILES = {"settings.json", "checkpoint.pt", "results.json", "classwise_iou.png", "qualitative.png",
+             "tables.md"}
 
 
 def state_of(run: Path) -> dict:
@@ -32,17 +33,20 @@ def assert_same_weights(a: dict, b: dict) -> None:
 
 def run_command(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
 
 
 # A fixed SBM (not wrapped: no gradients to sync) and one that eq. 4 trains (wrapped in DDP).
-@pytest.mark.parametrize("sbm_args", [[], ["--sbm-from-student", "--lr-sbm", "1e-3"]], ids=["fixed-sbm", "trained-sbm"])
+@pytest.mark.parametrize("sbm_args", [[], ["--sbm-from-student", "--lr-sbm", "1e-3"]],
+                         ids=["fixed-sbm", "trained-sbm"])
 def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path, sbm_args):
     out, cache = tmp_path / "run", tmp_path / "cache"
-    proc = run_command("-m", "torch.distributed.run", "--nproc_per_node=2", "train.py", *TINY, "--epochs", "2",
-                       "--out", str(out), "--cache", str(cache), *sbm_args)
+    proc = run_command("-m", "torch.distributed.run", "--nproc_per_node=2", "train.py", *TINY,
+                       "--epochs", "2", "--out", str(out), "--cache", str(cache), *sbm_args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    digests = dict(re.findall(r"rank (\d): (student weights digest [0-9a-f]+, SBM weights digest [0-9a-f]+)", proc.stdout))
+    digests = dict(re.findall(r"rank (\d): (student weights digest [0-9a-f]+, "
+                              r"SBM weights digest [0-9a-f]+)", proc.stdout))
     assert set(digests) == {"0", "1"}, proc.stdout[-2000:]
     assert digests["0"] == digests["1"]
     # Rank 0 alone logs, builds the cache and writes the run folder: one log line per epoch, no strays.
@@ -50,7 +54,8 @@ def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path, sbm_args):
     assert {p.name for p in out.iterdir()} == RUN_FILES
     assert not list(cache.glob("*.tmp*")) and not list(out.glob(".*"))
     # The run ends on its score and where its figures are.
-    assert re.search(r"mIoU \d+\.\d+  FWIoU \d+\.\d+", proc.stdout) and "qualitative.png" in proc.stdout.splitlines()[-1]
+    assert (re.search(r"mIoU \d+\.\d+  FWIoU \d+\.\d+", proc.stdout)
+            and "qualitative.png" in proc.stdout.splitlines()[-1])
 
 
 def test_resumed_run_ends_with_the_same_weights(tmp_path):
@@ -90,7 +95,8 @@ def test_a_fixed_sbm_does_not_move_and_gets_no_optimizer(tmp_path):
     after_two = state_of(tmp_path / "run")
     assert len(after_one["optimizers"]) == 1 and len(after_two["optimizers"]) == 1
     assert_same_weights(after_one["sbm"], after_two["sbm"])
-    assert not all(torch.equal(after_one["student"][k], after_two["student"][k]) for k in after_one["student"])
+    assert not all(torch.equal(after_one["student"][k], after_two["student"][k])
+                   for k in after_one["student"])
 
 
 def test_eq4_trains_the_sbm_with_a_second_optimizer(tmp_path):
@@ -99,20 +105,23 @@ def test_eq4_trains_the_sbm_with_a_second_optimizer(tmp_path):
     train.main([*TINY, "--cache", str(tmp_path / "cache"), "--epochs", "1", "--out", str(tmp_path / "start")])
     trained, start = state_of(tmp_path / "run"), state_of(tmp_path / "start")
     assert len(trained["optimizers"]) == 2
-    # Same seed, same k-means start, which a fixed SBM keeps; one epoch of eq. 4 moved the prototypes and the head.
+    # Same seed, same k-means start, which a fixed SBM keeps; one epoch of eq. 4 moved the prototypes and
+    # the head.
     assert not torch.equal(trained["sbm"]["prototypes"], start["sbm"]["prototypes"])
     assert not torch.equal(trained["sbm"]["head.weight"], start["sbm"]["head.weight"])
 
 
 def test_cross_validation_on_real_frames_pools_every_fold(tmp_path, fssod_root):
     out, cache = tmp_path / "run", tmp_path / "cache"
-    results = train.main(["--data", str(fssod_root), "--size", "64", "96", "--folds", "2", "--max-frames", "4",
-                          "--epochs", "1", "--batch-size", "4", "--source", "superpixel", "--out", str(out),
-                          "--cache", str(cache)])
-    assert {p.name for p in out.iterdir()} == {"fold-0", "fold-1", *RUN_FILES} - {"settings.json", "checkpoint.pt"}
+    results = train.main(["--data", str(fssod_root), "--size", "64", "96", "--folds", "2",
+                          "--max-frames", "4", "--epochs", "1", "--batch-size", "4",
+                          "--source", "superpixel", "--out", str(out), "--cache", str(cache)])
+    assert ({p.name for p in out.iterdir()}
+            == {"fold-0", "fold-1", *RUN_FILES} - {"settings.json", "checkpoint.pt"})
     folds = [json.loads((out / f"fold-{f}" / "results.json").read_text()) for f in (0, 1)]
     # Each fold is scored on its own test frames, named on its training frames; the pool sums both.
-    assert folds[0]["test_frames"][0] == "Frame 1  (1).jpg" and folds[1]["test_frames"][0] == "Frame 1  (49).jpg"
+    assert (folds[0]["test_frames"][0] == "Frame 1  (1).jpg"
+            and folds[1]["test_frames"][0] == "Frame 1  (49).jpg")
     assert not set(folds[0]["test_frames"]) & set(folds[1]["test_frames"])
     assert results["folds"] == 2 and results["fold_miou"] == [f["strict"]["miou"] for f in folds]
     summed = sum(torch.tensor(f["confusion"]["strict"]) for f in folds)
@@ -126,9 +135,9 @@ def test_cross_validation_on_real_frames_pools_every_fold(tmp_path, fssod_root):
 
 
 def test_one_fold_at_a_time_then_the_pool(tmp_path, fssod_root):
-    common = ["--data", str(fssod_root), "--size", "64", "96", "--folds", "2", "--max-frames", "2", "--epochs", "1",
-              "--batch-size", "2", "--source", "superpixel", "--out", str(tmp_path / "run"), "--cache",
-              str(tmp_path / "cache")]
+    common = ["--data", str(fssod_root), "--size", "64", "96", "--folds", "2", "--max-frames", "2",
+              "--epochs", "1", "--batch-size", "2", "--source", "superpixel", "--out", str(tmp_path / "run"),
+              "--cache", str(tmp_path / "cache")]
     assert train.main([*common, "--fold", "1"]) is None
     assert not (tmp_path / "run" / "results.json").exists()
     assert train.main([*common, "--fold", "0"])["folds"] == 2
@@ -158,15 +167,17 @@ def test_label_free_training_never_opens_a_mask_file(tmp_path, fssod_root, monke
     # Evaluation reads the masks by design; this test is about everything before it.
     monkeypatch.setattr(evaluate, "evaluate_checkpoint", lambda *a, **k: None)
     monkeypatch.setattr(evaluate, "pool_folds", lambda *a, **k: None)
-    train.main(["--data", str(fssod_root), "--size", "64", "96", "--folds", "2", "--max-frames", "4", "--epochs", "1",
-                "--batch-size", "2", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")])
+    train.main(["--data", str(fssod_root), "--size", "64", "96", "--folds", "2", "--max-frames", "4",
+                "--epochs", "1", "--batch-size", "2", "--out", str(tmp_path / "run"),
+                "--cache", str(tmp_path / "cache")])
     assert any(p.endswith(".jpg") for p in opened), "the spy saw no frame being read"
     assert not [p for p in opened if "___fuse" in p]
 
 
 @pytest.mark.parametrize("student", ["unet", "lraspp"])
 def test_supervised_baseline_trains_and_scores(tmp_path, student):
-    results = train.main([*TINY, "--supervised", "--student", student, "--epochs", "1", "--out", str(tmp_path / "sup")])
+    results = train.main([*TINY, "--supervised", "--student", student, "--epochs", "1",
+                          "--out", str(tmp_path / "sup")])
     assert results["mask_source"] is None and results["mapping"] == list(range(11))
     assert results["method"].startswith("LRASPP" if student == "lraspp" else "MobileNet-UNet")
 
@@ -177,7 +188,8 @@ def test_a_labelled_prior_starts_the_sbm_from_the_supervised_students_classes(tm
                           "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
     assert "uses labels" in results["method"]
     with pytest.raises(FileNotFoundError, match="--sbm-prior: no checkpoint"):
-        train.main([*TINY, "--epochs", "1", "--sbm-prior", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
+        train.main([*TINY, "--epochs", "1", "--sbm-prior", str(tmp_path / "nothing"),
+                    "--out", str(tmp_path / "x")])
 
 
 def test_unlabelled_frames_train_and_their_predictions_are_drawn(tmp_path):
@@ -188,7 +200,8 @@ def test_unlabelled_frames_train_and_their_predictions_are_drawn(tmp_path):
         Image.fromarray(make_scene(i, (64, 96))[0]).save(frames / f"clip_{i}.jpg")
     out = tmp_path / "run"
     assert train.main(["--data", str(frames), "--size", "64", "96", "--epochs", "1", "--batch-size", "2",
-                       "--source", "superpixel", "--out", str(out), "--cache", str(tmp_path / "cache")]) is None
+                       "--source", "superpixel", "--out", str(out),
+                       "--cache", str(tmp_path / "cache")]) is None
     assert {p.name for p in out.iterdir()} == {"settings.json", "checkpoint.pt", "qualitative.png"}
     assert state_of(out)["args"]["unlabelled"]
 
@@ -206,8 +219,8 @@ def test_help_shows_defaults_and_whose_each_flag_is(capsys):
     text = capsys.readouterr().out
     assert "(default: 0.001)" in text and "(default: 5)" in text
     for action in train.build_parser()._actions[1:]:
-        assert any(tag in action.help for tag in ("[paper", "[ablation", "[protocol", "[ours", "[analysis")), \
-            action.dest
+        assert any(tag in action.help for tag in ("[paper", "[ablation", "[protocol", "[ours",
+                                                  "[analysis")), action.dest
 
 
 def test_cpu_threads_leave_busy_cores_alone(monkeypatch):
@@ -241,10 +254,11 @@ def test_at_the_command_line_a_user_error_is_one_line(tmp_path):
     for command in (["train.py", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")],
                     ["sam_teacher.py", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "c")],
                     ["evaluate.py", "--checkpoint", str(tmp_path / "none.pt")],
-                    ["sam_teacher.py", "--data", "synthetic", "--size", "0", "0", "--out", str(tmp_path / "c")]):
+                    ["sam_teacher.py", "--data", "synthetic", "--size", "0", "0",
+                     "--out", str(tmp_path / "c")]):
         proc = run_command(*command)
         assert proc.returncode != 0
         lines = proc.stderr.strip().splitlines()
-        assert "Traceback" not in proc.stderr and lines[-1].startswith(("error:", "usage:")) or "error:" in lines[-1], \
-            proc.stderr
+        assert ("Traceback" not in proc.stderr and lines[-1].startswith(("error:", "usage:"))
+                or "error:" in lines[-1]), proc.stderr
         assert len([line for line in lines if not line.startswith("usage")]) <= 2, proc.stderr
