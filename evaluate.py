@@ -596,7 +596,9 @@ def main(argv=None) -> None:
         print(summary_table(rows))
         if a.json:
             summary = rows[0] if len(rows) == 1 else rows
-            write_atomically(a.json, (json.dumps(summary, indent=2) + "\n").encode())
+            # A class absent from every run has a NaN mean; JSON's own word for it is null.
+            text = json.dumps(summary, indent=2).replace("NaN", "null")
+            write_atomically(a.json, (text + "\n").encode())
         return
     r = evaluate_checkpoint(a.checkpoint, a.out, a.device, a.black_is_class, a.data)
     print(f"{r['method']}, {r['masks']}, {r['data']} ({r['evaluated_on']}): mIoU {r['strict']['miou']:.2f}  "
