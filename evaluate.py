@@ -275,15 +275,17 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 
 def write_run_outputs(results: dict, frames: list[tuple], out_dir: Path) -> None:
     """results.json, classwise_iou.png (Fig. 2), qualitative.png (Fig. 3) and tables.md of a scored run.
-    frames: (image, label, named prediction, title) rows for Fig. 3."""
+    frames: (image, label, named prediction, title) rows for Fig. 3 (none: no Fig. 3)."""
     write_atomically(out_dir / "results.json", json.dumps(results, indent=2).encode())
     where = f"{results['data']}, {results['evaluated_on']}"
     iou = np.array([np.nan if v is None else v for v in results["strict"]["iou"].values()]) / 100
     plot_classwise_iou(iou, CLASS_NAMES, out_dir / "classwise_iou.png",
                        title=f"{results['method']}, {results['masks']}\nclass-wise IoU, {where}")
-    images, labels, preds, titles = zip(*frames)
-    plot_qualitative(images, labels, preds, out_dir / "qualitative.png", DISPLAY_PALETTE, titles=list(titles),
-                     class_names=CLASS_NAMES, heading=f"{results['method']}: {where}")
+    if frames:
+        images, labels, preds, titles = zip(*frames)
+        plot_qualitative(images, labels, preds, out_dir / "qualitative.png", DISPLAY_PALETTE,
+                         titles=list(titles), class_names=CLASS_NAMES,
+                         heading=f"{results['method']}: {where}")
     columns = ["method", "mIoU (%)", "FWIoU (%)"]
 
     def row(name: str, miou: float, fwiou: float) -> dict:
@@ -495,8 +497,9 @@ def pool_folds(run_dir: str | Path, device: str = "cpu") -> dict | None:
                     "fold_miou_std": float(np.std(fold_miou, ddof=1)),
                     "confusion": {key: c.tolist() for key, c in pooled.items()}})
     # Figure 3 shows the four frames richest in small classes over all folds, each predicted by the
-    # student of the fold that held it out.
-    richest = sorted(((small, name, f["fold"]) for f in folds for small, name in f["richest_frames"]),
+    # student of the fold that held it out (of the folds whose checkpoint is still there).
+    kept = [f for f in folds if (run_dir / f"fold-{f['fold']}" / "checkpoint.pt").is_file()]
+    richest = sorted(((small, name, f["fold"]) for f in kept for small, name in f["richest_frames"]),
                      reverse=True)[:4]
     shown = []
     for _, name, fold in richest:
