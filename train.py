@@ -5,7 +5,8 @@ One label-free training step, top to bottom (`soccersam_losses`):
   2. the Semantic Bridging Module turns them into the ensemble pseudo logit map y_hat (eqs. 1-2, sbm.py);
   3. the student sees the frame and one augmented view of it (eq. 5) and is trained with
      eq. 7 = 0.3 L_sbm (eq. 4) + 1.0 L_bd (eq. 3) + 0.4 L_aug (eq. 6) (losses.py);
-  4. AdamW steps the student; a second AdamW steps the SBM when eq. 4 trains it (--sbm-from-student).
+  4. AdamW steps the student. The SBM is fixed: its k-means prototypes are placed before the first step
+     (sbm.py), and y_hat is a fixed target (the paper's second AdamW, for the SBM, measured no better).
 
 On FSSOD a run is a 5-fold cross-validation (data.py): five students, each trained on four fifths of
 the frames and scored on the fifth, pooled into one score (evaluate.py). Run it with any number of
@@ -40,7 +41,7 @@ from sam_teacher import (SOURCES, MaskCache, MaskSet, build_cache, check_size, m
 from sbm import SemanticBridgingModule
 from student import build_student, trained_student
 
-# Paper section 3.1: AdamW with eps 1e-8 and weight decay 5e-4 for both optimizers.
+# Paper section 3.1: AdamW with eps 1e-8 and weight decay 5e-4.
 ADAMW = dict(eps=1e-8, weight_decay=5e-4)
 # What --resume may change in a stopped run; every other flag must repeat the run's own value.
 RESUMABLE = {"epochs", "resume", "device", "fold"}
@@ -49,8 +50,9 @@ RESUMABLE = {"epochs", "resume", "device", "fold"}
 def soccersam_losses(student: nn.Module, sbm: nn.Module, images: torch.Tensor, masks: list[MaskSet],
                      args: argparse.Namespace) -> dict[str, torch.Tensor]:
     """Eq. 7 for one batch, the way Fig. 1 draws it: masks -> SBM -> y_hat -> three losses on the student."""
-    pseudo_logits, covered = sbm(images, masks)  # eqs. 1-2
-    target = (pseudo_logits if args.sbm_from_student else pseudo_logits.detach()).float()
+    with torch.no_grad():
+        target, covered = sbm(images, masks)  # eqs. 1-2: y_hat, a fixed target
+    target = target.float()
     # Eq. 5: x_1 is the frame itself and x_2 an augmented view; one forward pass serves both.
     view, spatial = random_spatial_view(images)
     logits_1, logits_2_view = student(torch.cat([images, view])).float().chunk(2)
@@ -70,9 +72,9 @@ def supervised_losses(student: nn.Module, images: torch.Tensor,
 
 
 def training_step(batch: dict, student: nn.Module, sbm: nn.Module | None,
-                  optimizers: list[torch.optim.Optimizer], args: argparse.Namespace,
+                  optimizer: torch.optim.Optimizer, args: argparse.Namespace,
                   device: torch.device) -> dict[str, torch.Tensor]:
-    """One step from a batch in host memory to every AdamW update. Returns the losses (the log's parts)."""
+    """One step from a batch in host memory to the AdamW update. Returns the losses (the log's parts)."""
     is_cuda = device.type == "cuda"
     images = batch["image"].to(device, non_blocking=True)
     if is_cuda:
@@ -83,11 +85,9 @@ def training_step(batch: dict, student: nn.Module, sbm: nn.Module | None,
         else:
             masks = [m.to(device, non_blocking=True) for m in batch["masks"]]
             parts = soccersam_losses(student, sbm, images, masks, args)
-    for optimizer in optimizers:
-        optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=True)
     parts["loss"].backward()
-    for optimizer in optimizers:
-        optimizer.step()
+    optimizer.step()
     return parts
 
 
@@ -136,14 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3,
                    help="[ours] student learning rate (at the paper's 1e-5 the student barely learns in "
                         "30 epochs: RESULTS.md)")
-    p.add_argument("--lr-sbm", type=float, default=1e-5,
-                   help="[paper] SBM learning rate, with --sbm-from-student")
     for name, weight in (("sbm", 0.3), ("bd", 1.0), ("aug", 0.4)):
         p.add_argument(f"--lambda-{name}", type=float, default=weight,
                        help=f"[paper] eq. 7 weight of L_{name}; 0 is Table 2's [ablation] without it")
-    p.add_argument("--sbm-from-student", action="store_true",
-                   help="[ours] eq. 4 trains the SBM too, with a second AdamW (one reading of the paper); "
-                        "without it y_hat is a fixed target")
     p.add_argument("--sbm-prior", metavar="RUN",
                    help="[analysis] uses labels (SPEC point 7): start the SBM's prototypes from the classes "
                         "a --supervised run (same folds) predicts on the training frames")
@@ -355,13 +350,7 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
         student = student.to(memory_format=torch.channels_last)
     sbm = None if run.supervised else SemanticBridgingModule(
         num_clusters=run.clusters, backbone=run.sbm_backbone, sam_checkpoint=run.sam_checkpoint).to(device)
-    sbm_trains = sbm is not None and run.sbm_from_student
-    if sbm is not None and not sbm_trains:
-        sbm.requires_grad_(False)
-    optimizers = [torch.optim.AdamW(student.parameters(), lr=run.lr, **ADAMW)]
-    if sbm_trains:
-        trainable = [p for p in sbm.parameters() if p.requires_grad]
-        optimizers.append(torch.optim.AdamW(trainable, lr=run.lr_sbm, **ADAMW))
+    optimizer = torch.optim.AdamW(student.parameters(), lr=run.lr, **ADAMW)
     if rank == 0:
         print(f"{run_dir}: {student.describe()}")
         if sbm is not None:
@@ -374,8 +363,7 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
         student.load_state_dict(state["student"])
         if sbm is not None:
             sbm.load_state_dict(state["sbm"])
-        for optimizer, saved in zip(optimizers, state["optimizers"]):
-            optimizer.load_state_dict(saved)
+        optimizer.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"] + 1
         if rank == 0:
             print(f"resumed from {ckpt_path} after epoch {start_epoch}")
@@ -384,11 +372,10 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
         frames_and_masks = [(item["image"].to(device), item["masks"].to(device)) for item in dataset]
         classes = prior_region_classes(run, frames_and_masks, device) if run.sbm_prior else None
         sbm.start_prototypes(frames_and_masks, seed=run.seed, region_classes=classes)
-    if world > 1 and sbm is not None and not sbm_trains:
+    if world > 1 and sbm is not None:
         broadcast_from_rank0(list(sbm.parameters()) + list(sbm.buffers()))
-    wrap = (lambda m: DistributedDataParallel(m, device_ids=[device.index] if is_cuda else None)) \
-        if world > 1 else (lambda m: m)
-    student_step, sbm_step = wrap(student), (wrap(sbm) if sbm_trains else sbm)
+    student_step = student if world == 1 else DistributedDataParallel(
+        student, device_ids=[device.index] if is_cuda else None)
 
     for epoch in range(start_epoch, run.epochs):
         # Seeding each epoch (and rank) makes a resumed run take the same random draws as an unbroken one.
@@ -397,7 +384,7 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
         student.train()
         totals: dict[str, float] = {}
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{run.epochs}", disable=rank != 0, leave=False):
-            for k, v in training_step(batch, student_step, sbm_step, optimizers, run, device).items():
+            for k, v in training_step(batch, student_step, sbm, optimizer, run, device).items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach())
         if world > 1:
             # DDP averages gradients but each rank keeps its own BatchNorm running statistics after the
@@ -409,7 +396,7 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
             buffer = io.BytesIO()
             torch.save({"epoch": epoch, "args": vars(run), "student": student.state_dict(),
                         "sbm": None if sbm is None else sbm.state_dict(),
-                        "optimizers": [o.state_dict() for o in optimizers],
+                        "optimizer": optimizer.state_dict(),
                         "student_weights": student.weights_description,
                         "sbm_weights": None if sbm is None else sbm.weights_description}, buffer)
             write_atomically(ckpt_path, buffer.getvalue())

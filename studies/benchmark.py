@@ -304,7 +304,7 @@ def cached_frames(size: list[int], count: int, cache_dir: str) -> tuple[torch.Te
 
 
 def timed_training_step(batch: dict, student: nn.Module, sbm: nn.Module | None,
-                        optimizers: list[torch.optim.Optimizer], train_args: argparse.Namespace,
+                        optimizer: torch.optim.Optimizer, train_args: argparse.Namespace,
                         device: torch.device) -> Callable[[], None]:
     """train.py's `training_step` on a batch in host memory, as train.py's loop runs it.
 
@@ -312,7 +312,7 @@ def timed_training_step(batch: dict, student: nn.Module, sbm: nn.Module | None,
     the cache files from disk is not (the data loader does that beside the step).
     """
     def step() -> None:
-        parts = train.training_step(batch, student, sbm, optimizers, train_args, device)
+        parts = train.training_step(batch, student, sbm, optimizer, train_args, device)
         for value in parts.values():
             value.item()  # train.py reads every loss for its log, a host-device sync each
     return step
@@ -361,7 +361,6 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
         student = student.to(memory_format=torch.channels_last)
     sbm = SemanticBridgingModule(num_clusters=train_args.clusters,
                                  backbone=train_args.sbm_backbone).to(device)
-    sbm.requires_grad_(False)
     opt_student = torch.optim.AdamW(student.parameters(), lr=train_args.lr, **train.ADAMW)
 
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -372,7 +371,7 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     variant = "bf16 autocast" if cuda else "fp32"
 
     step = timed_training_step({"image": images, "masks": cached_masks}, student, sbm,
-                               [opt_student], train_args, device)
+                               opt_student, train_args, device)
     step_ms = median_ms(step, device, args.warmup, args.repeats)
     rows = [row("training", "label-free step (eqs. 1-2, eq. 7, AdamW)", variant, batch, step_ms,
                 f"{masks_per_frame:.0f} superpixel masks per frame")]
@@ -393,7 +392,7 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     labels = torch.randint(0, NUM_CLASSES, (batch, *args.size))
     if cuda:
         labels = labels.pin_memory()
-    supervised = timed_training_step({"image": images, "label": labels}, student, None, [opt_student],
+    supervised = timed_training_step({"image": images, "label": labels}, student, None, opt_student,
                                      train.parse_args(["--supervised"]), device)
     ms = median_ms(supervised, device, args.warmup, args.repeats)
     rows.append(row("training", "supervised step (cross-entropy, AdamW)", variant, batch, ms,

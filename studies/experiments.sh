@@ -26,7 +26,6 @@ declare -A ROWS=(
   [superpixel]="--source superpixel"                # the previous sessions' stand-in for SAM
   [superpixel-k40]="--source superpixel --clusters 40"
   [oracle-k40]="--source oracle --clusters 40"
-  [sbm-from-student]="--sbm-from-student"           # eq. 4 trains the SBM with the second AdamW
   [single-split]="--folds 1"                        # split.json's frames 1-10 as the test split
   [single-split-superpixel]="--folds 1 --source superpixel"  # with evaluate.py --black-is-class: the lean check
 )

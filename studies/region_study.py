@@ -101,7 +101,7 @@ def main(argv=None) -> None:
         for i in range(len(dataset)):
             item = dataset[i]
             image = item["image"][None]
-            features = sbm.frozen_features(image)
+            features = sbm.dense_features(image)
             frames.append({"name": item["name"], "fold": fold_of[item["name"]],
                            "label": item["label"].numpy(), "features": features[0],
                            "colour": cell_lab_colour(image, features.shape[-2:])[0]})

@@ -69,10 +69,9 @@ def test_backbone_frozen_and_forward_shapes():
              MaskSet.from_masks(torch.zeros(0, 64, 96).bool())]
     pseudo, covered = sbm(images, masks)
     assert pseudo.shape == (2, 7, 64, 96) and covered.shape == (2, 64, 96)
-    assert covered[0].any() and not covered[1].any() and pseudo.requires_grad
-    # Eq. 4 can train the SBM back (--sbm-from-student): gradients reach the head and the prototypes.
-    (pseudo[0, :, covered[0]] ** 2).mean().backward()
-    assert sbm.prototypes.grad.abs().sum() > 0 and sbm.head.weight.grad.abs().sum() > 0
+    assert covered[0].any() and not covered[1].any()
+    # Nothing in the SBM trains: y_hat is a fixed target for the student.
+    assert not any(p.requires_grad for p in sbm.parameters()) and not pseudo.requires_grad
 
 
 # Label-free training on synthetic scenes with oracle masks (connected components of the class
