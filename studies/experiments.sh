@@ -7,6 +7,9 @@
 # that has started is resumed. `python evaluate.py --summarize RUNS/*/results.json` tabulates the rows.
 # Build the mask caches first (sam_teacher.py --source S --out cache/fssod-S-416x608), so that the
 # side-by-side processes do not all build them.
+# On one GPU, start CUDA's multi-process service first (nvidia-cuda-mps-control -d), so that the
+# processes' kernels share the GPU instead of taking turns (RESULTS.md, Speed). Each process holds
+# about 6.6 GB of GPU memory at 416 x 608: PARALLEL 16 fits a 140 GB H200, 24 does not.
 set -euo pipefail
 DATA=${DATA:-../shared/fssod}
 RUNS=${RUNS:-runs}
