@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import evaluate  # noqa: E402
 from data import BALL, GOAL_BAR, IGNORE_INDEX, NUM_CLASSES, FSSOD, fold_of_frames  # noqa: E402
 from sam_teacher import MaskCache  # noqa: E402
+from train import cpu_threads  # noqa: E402
 from sbm import AREA_POWER, SemanticBridgingModule, ensemble_pseudo_logits  # noqa: E402
 from sbm import masked_average_pool, spherical_kmeans  # noqa: E402
 
@@ -90,8 +91,9 @@ def main(argv=None) -> None:
     p.add_argument("--colour-weights", type=float, nargs="+", default=[0.0, 1.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="k-means seeds")
     args = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(cpu_threads())
 
+    # Labels only score the regions and the k-means pseudo-labels below: nothing here trains.
     dataset = FSSOD(args.data, "all", tuple(args.size), labels=True)
     fold_of = dict(zip(dataset.names, fold_of_frames(dataset.names, args.folds)))
     sbm = SemanticBridgingModule(num_clusters=11).eval()
