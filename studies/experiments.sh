@@ -9,7 +9,8 @@
 # side-by-side processes do not all build them.
 # On one GPU, start CUDA's multi-process service first (nvidia-cuda-mps-control -d), so that the
 # processes' kernels share the GPU instead of taking turns (RESULTS.md, Speed). Each process holds
-# about 6.6 GB of GPU memory at 416 x 608: PARALLEL 16 fits a 140 GB H200, 24 does not.
+# about 6.6 GB of GPU memory at 416 x 608 with 11 clusters and 10.4 GB with 40: on a 140 GB H200,
+# PARALLEL 16 fits 11-cluster rows and 12 fits 40-cluster rows.
 set -euo pipefail
 DATA=${DATA:-../shared/fssod}
 RUNS=${RUNS:-runs}
