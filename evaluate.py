@@ -337,7 +337,7 @@ def sbm_pseudo_label_confusions(state: dict, fit, evaluated, device: str) -> tup
     training and the scored frames: what the student learns from. Masks missing from the run's cache
     (the scored frames) are added to it (the teacher sees only the image, except the oracle source)."""
     from sam_teacher import MaskCache, build_cache, make_teacher, missing_frames
-    from sbm import SemanticBridgingModule
+    from train import build_sbm
 
     args, k = state["args"], state["args"]["clusters"]
     for frames in (fit, evaluated):
@@ -345,8 +345,7 @@ def sbm_pseudo_label_confusions(state: dict, fit, evaluated, device: str) -> tup
             teacher = make_teacher(args["source"], args["sam_checkpoint"], device)
             build_cache(frames, teacher, args["cache"], progress=False)
     cache = MaskCache(args["cache"], expected_settings={"source": args["source"], "image_size": args["size"]})
-    sbm = SemanticBridgingModule(num_clusters=k, backbone=args["sbm_backbone"],
-                                 sam_checkpoint=args["sam_checkpoint"])
+    sbm = build_sbm(k, args["sbm_backbone"], args["sam_checkpoint"])
     sbm.load_state_dict(state["sbm"])
     sbm.to(device).eval()
 

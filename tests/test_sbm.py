@@ -8,6 +8,7 @@ from scipy.optimize import linear_sum_assignment
 
 from sam_teacher import MaskSet
 from sbm import SemanticBridgingModule, ensemble_pseudo_logits, masked_average_pool
+from train import build_sbm
 
 
 def random_masks(generator, n, height, width):
@@ -56,11 +57,13 @@ def test_eq2_averages_overlaps_and_leaves_uncovered_pixels_at_zero():
 
 def test_sam_backbone_without_checkpoint_says_so():
     with pytest.raises(FileNotFoundError, match="--sam-checkpoint"):
-        SemanticBridgingModule(backbone="sam", sam_checkpoint="/nonexistent/sam_vit_b.pth")
+        build_sbm(11, "sam", "/nonexistent/sam_vit_b.pth")
+    with pytest.raises(FileNotFoundError, match="--sam-checkpoint"):
+        build_sbm(11, "sam")
 
 
 def test_backbone_frozen_and_forward_shapes():
-    sbm = SemanticBridgingModule(num_clusters=7, backbone="random").train()
+    sbm = build_sbm(7, "random").train()
     assert not sbm.backbone.training
     assert all(not p.requires_grad for p in sbm.backbone.parameters())
     g = torch.Generator().manual_seed(3)
@@ -72,6 +75,31 @@ def test_backbone_frozen_and_forward_shapes():
     assert covered[0].any() and not covered[1].any()
     # Nothing in the SBM trains: y_hat is a fixed target for the student.
     assert not any(p.requires_grad for p in sbm.parameters()) and not pseudo.requires_grad
+
+
+class TinyBackbone(torch.nn.Module):
+    """Two feature maps, at strides 1 and 2: the least a backbone must give the SBM."""
+    channels, weights_description = [4, 6], "a tiny random network"
+
+    def __init__(self):
+        super().__init__()
+        self.fine, self.coarse = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 6, 3, 2, 1)
+
+    def forward(self, images):
+        fine = self.fine(images)
+        return [fine, self.coarse(fine)]
+
+
+def test_the_sbm_runs_on_any_frozen_backbone():
+    """sbm.py needs no sibling's network: any module that returns feature maps and names their
+    channels is F, and the SBM freezes it."""
+    sbm = SemanticBridgingModule(TinyBackbone(), feature_levels=[0, 1], num_clusters=3).train()
+    assert not sbm.backbone.training and not any(p.requires_grad for p in sbm.parameters())
+    g = torch.Generator().manual_seed(5)
+    masks = [MaskSet.from_masks(random_masks(g, 4, 16, 24))]
+    pseudo, covered = sbm(torch.rand(1, 3, 16, 24, generator=g), masks)
+    assert pseudo.shape == (1, 3, 16, 24) and covered.any()
+    assert sbm.prototypes.shape == (3, 4 + 6)
 
 
 # Label-free training on synthetic scenes with oracle masks (connected components of the class
@@ -136,7 +164,7 @@ def test_kmeans_prototypes_name_regions_before_any_training():
     torch.manual_seed(0)
     train = [scene(seed) for seed in range(16)]
     held_out = [scene(1000 + seed) for seed in range(6)]
-    sbm = SemanticBridgingModule(num_clusters=NUM_CLASSES).eval()
+    sbm = build_sbm(NUM_CLASSES).eval()
     random_start = matched_scores(sbm, held_out)
     sbm.start_prototypes([(image, masks) for image, masks, _ in train], seed=0)
     kmeans_start = matched_scores(sbm, held_out)
@@ -147,7 +175,7 @@ def test_kmeans_prototypes_name_regions_before_any_training():
 
 def test_a_labelled_prior_makes_each_prototype_its_class_mean():
     train = [scene(seed) for seed in range(3)]
-    sbm = SemanticBridgingModule(num_clusters=NUM_CLASSES).eval()
+    sbm = build_sbm(NUM_CLASSES).eval()
     # Every region called class 2: class 2's prototype is the mean of all embeddings, the others stay zero.
     classes = [torch.full((len(masks),), 2) for _, masks, _ in train]
     sbm.start_prototypes([(image, masks) for image, masks, _ in train], region_classes=classes)
