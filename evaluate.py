@@ -277,7 +277,7 @@ def write_run_outputs(results: dict, frames: list[tuple], out_dir: Path) -> None
     """results.json, classwise_iou.png (Fig. 2), qualitative.png (Fig. 3) and tables.md of a scored run.
     frames: (image, label, named prediction, title) rows for Fig. 3 (none: no Fig. 3)."""
     write_atomically(out_dir / "results.json", json.dumps(results, indent=2).encode())
-    where = f"{results['data']}, {results['evaluated_on']}"
+    where = f"{Path(results['data']).name}, {results['evaluated_on']}"  # the dataset, not this machine's path
     iou = np.array([np.nan if v is None else v for v in results["strict"]["iou"].values()]) / 100
     plot_classwise_iou(iou, CLASS_NAMES, out_dir / "classwise_iou.png",
                        title=f"{results['method']}, {results['masks']}\nclass-wise IoU, {where}")
