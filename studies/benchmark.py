@@ -334,7 +334,7 @@ def sbm_parts(sbm: SemanticBridgingModule, images: torch.Tensor, masks: list[Mas
         with autocast():
             for f, m in zip(features, masks):
                 ensemble_pseudo_logits(sbm.classify(masked_average_pool(f, m)), m)
-    return {"SBM forward: frozen backbone, head, eqs. 1-2": forward,
+    return {"SBM forward: frozen backbone, classifier, eqs. 1-2": forward,
             "SBM eqs. 1-2 alone: pooling, classifier, painting": eq1_eq2}
 
 
