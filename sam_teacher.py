@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as functional
+import torch.nn.functional as F
 from scipy import ndimage
 from skimage import color, graph, measure, morphology, segmentation
 from skimage.segmentation import felzenszwalb
@@ -228,14 +228,14 @@ class SamImageEncoder(torch.nn.Module):
         # SAM sees the frame as it was trained: longest side 1024, padded bottom-right to a square.
         scale = SAM_INPUT_SIZE / max(height, width)
         resized_h, resized_w = round(height * scale), round(width * scale)
-        x = functional.interpolate(images, size=(resized_h, resized_w), mode="bilinear", align_corners=False)
+        x = F.interpolate(images, size=(resized_h, resized_w), mode="bilinear", align_corners=False)
         padding = (0, SAM_INPUT_SIZE - resized_w, 0, SAM_INPUT_SIZE - resized_h)
-        x = functional.pad((x - self.mean) / self.std, padding)
+        x = F.pad((x - self.mean) / self.std, padding)
         embedding = self.image_encoder(x)
         grid = embedding.shape[-1] / SAM_INPUT_SIZE
         embedding = embedding[..., : math.ceil(resized_h * grid), : math.ceil(resized_w * grid)]
         size = (height // 16, width // 16)
-        return [functional.interpolate(embedding, size=size, mode="bilinear", align_corners=False)]
+        return [F.interpolate(embedding, size=size, mode="bilinear", align_corners=False)]
 
 
 class SamTeacher:

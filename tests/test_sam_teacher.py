@@ -1,6 +1,7 @@
 """Tests of sam_teacher.py: the mask sources and the on-disk mask cache."""
 import json
 import os
+import types
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from sam_teacher import (
     MaskCache,
     MaskSet,
     OracleTeacher,
+    SamImageEncoder,
     SamTeacher,
     SuperpixelTeacher,
     build_cache,
@@ -256,3 +258,21 @@ def test_cache_in_an_older_layout_is_refused_with_a_rebuild_hint(tmp_path):
     (tmp_path / "settings.json").write_text(json.dumps(settings))
     with pytest.raises(ValueError, match="older layout.*rebuild"):
         MaskCache(tmp_path)
+
+
+def test_sam_image_encoder_feeds_sam_a_padded_1024_square_and_crops_the_padding(monkeypatch):
+    """SAM's encoder as the SBM's F, on a stand-in for SAM (a stride-16 convolution, no download)."""
+    seen = []
+
+    def encoder(x):
+        seen.append(x)
+        return torch.nn.functional.conv2d(x, torch.ones(256, 3, 16, 16), stride=16)
+
+    fake_sam = types.SimpleNamespace(image_encoder=encoder, model_type="vit_b",
+                                     pixel_mean=torch.zeros(3), pixel_std=torch.full((3,), 255.0))
+    monkeypatch.setattr("sam_teacher.load_sam", lambda checkpoint: fake_sam)
+    image = torch.rand(1, 3, *SIZE)
+    features = SamImageEncoder("sam_vit_b_01ec64.pth")(image)
+    assert seen[0].shape == (1, 3, 1024, 1024) and not seen[0][..., 683:, :].any()  # 64 x 96 -> 683 x 1024
+    assert len(features) == 1 and features[0].shape == (1, 256, SIZE[0] // 16, SIZE[1] // 16)
+    assert (features[0] > 0).all()  # the padding's zero cells were cropped away before resizing
