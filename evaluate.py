@@ -553,6 +553,15 @@ def summarize_runs(paths: list[str | Path]) -> list[dict]:
     return rows
 
 
+def nan_as_null(value):
+    """A summary with every NaN (the mean of a class absent from every run) as None: standard JSON's null."""
+    if isinstance(value, dict):
+        return {key: nan_as_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [nan_as_null(item) for item in value]
+    return None if isinstance(value, float) and np.isnan(value) else value
+
+
 def summary_table(rows: list[dict]) -> str:
     """Markdown table of `summarize_runs` rows: mean ± std over seeds (over folds and seeds in the
     folds column). Rows with K > 11 clusters are named by majority (the secondary protocol)."""
@@ -598,9 +607,7 @@ def main(argv=None) -> None:
         print(summary_table(rows))
         if a.json:
             summary = rows[0] if len(rows) == 1 else rows
-            # A class absent from every run has a NaN mean; JSON's own word for it is null.
-            text = json.dumps(summary, indent=2).replace("NaN", "null")
-            write_atomically(a.json, (text + "\n").encode())
+            write_atomically(a.json, (json.dumps(nan_as_null(summary), indent=2) + "\n").encode())
         return
     r = evaluate_checkpoint(a.checkpoint, a.out, a.device, a.black_is_class, a.data)
     print(f"{r['method']}, {r['masks']}, {r['data']} ({r['evaluated_on']}): mIoU {r['strict']['miou']:.2f}  "

@@ -163,6 +163,7 @@ def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp
     assert ("| `main` | boundary | 11 | 30 | 5 | 0 1 | 15.0 ± 7.1 | 30.0 ± 14.1 | 15.0 ± 5.5 |"
             in capsys.readouterr().out)
     main(["--summarize", *map(str, tmp_path.glob("main-*.json")), "--json", str(tmp_path / "headline.json")])
-    headline = json.loads((tmp_path / "headline.json").read_text())
+    headline = json.loads((tmp_path / "headline.json").read_text(), parse_constant=pytest.fail)  # no NaN
     assert (headline["miou"]["mean"] == 15.0 and headline["iou"]["Ball"]["mean"] == 15.0
             and headline["folds"] == 5)
+    assert headline["iou"]["Referee"]["mean"] is None  # absent from every run: null, not NaN
