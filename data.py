@@ -2,7 +2,8 @@
 
 SoccerSAM is trained and evaluated on FSSOD (Football Semantic Segmentation): 1920x1080 broadcast
 frames of one match, each `Frame 1  (N).jpg` (two spaces, as published) with a colour-coded class
-mask `Frame 1  (N).jpg___fuse.png` beside it, 11 classes from the goal bar to the two teams. The
+mask `Frame 1  (N).jpg___fuse.png` beside it, 11 classes from the goal bar to the two teams
+(classes.py). The
 paper resizes every frame to 416 x 608 (H x W); so do we, images bilinearly with antialiasing and
 masks with nearest neighbour so that every label stays one of the 11 ids.
 
@@ -25,44 +26,14 @@ import argparse
 import json
 import re
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image
 
+from classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, OFFICIALS, PALETTE
+from synthetic import PAPER_SIZE as DEFAULT_SIZE, SyntheticScenes
 
-class FSSODClass(NamedTuple):
-    id: int
-    name: str
-    rgb: tuple[int, int, int]
-
-
-# Ids and mask colours of the dataset's own class list (also in fssod/classes.json). Team A and
-# Goalkeeper A, and Team B and Goalkeeper B, differ by only a few colour units in the masks, so
-# masks are decoded by exact colour match, never by nearest colour.
-CLASSES: tuple[FSSODClass, ...] = (
-    FSSODClass(0, "Goal Bar", (255, 0, 29)),
-    FSSODClass(1, "Referee", (238, 171, 171)),
-    FSSODClass(2, "Advertisement", (27, 71, 151)),
-    FSSODClass(3, "Ground", (137, 126, 126)),
-    FSSODClass(4, "Ball", (201, 19, 223)),
-    FSSODClass(5, "Coaches & Officials", (0, 0, 0)),
-    FSSODClass(6, "Audience", (111, 48, 253)),
-    FSSODClass(7, "Goalkeeper A", (255, 235, 0)),
-    FSSODClass(8, "Goalkeeper B", (255, 159, 0)),
-    FSSODClass(9, "Team A", (254, 233, 3)),
-    FSSODClass(10, "Team B", (255, 160, 1)),
-)
-NUM_CLASSES = len(CLASSES)
-IGNORE_INDEX = 255
-CLASS_NAMES: list[str] = [c.name for c in CLASSES]
-PALETTE: np.ndarray = np.array([c.rgb for c in CLASSES], dtype=np.uint8)
-
-GOAL_BAR, REFEREE, ADVERTISEMENT, GROUND, BALL, OFFICIALS, AUDIENCE = 0, 1, 2, 3, 4, 5, 6
-GOALKEEPER_A, GOALKEEPER_B, TEAM_A, TEAM_B = 7, 8, 9, 10
-
-DEFAULT_SIZE = (416, 608)
 MASK_SUFFIX = "___fuse.png"
 DOWNLOAD_HINT = ("download FSSOD (Football Semantic Segmentation, the publisher's flat folder of frames and "
                  "___fuse.png masks) and pass --data")
@@ -292,8 +263,6 @@ def open_dataset(data: str | Path, split: str, size: tuple[int, int] = DEFAULT_S
     48) training scenes and a quarter as many test scenes, drawn from other seeds. For FSSOD,
     `max_frames` keeps only the first N frames of the split (quick checks)."""
     if str(data) == "synthetic":
-        from synthetic import SyntheticScenes
-
         frames = max_frames or 48
         return SyntheticScenes(frames if split == "train" else max(frames // 4, 4), size,
                                seed=0 if split == "train" else 1, labels=labels)
@@ -301,6 +270,14 @@ def open_dataset(data: str | Path, split: str, size: tuple[int, int] = DEFAULT_S
     if max_frames:
         frames.names = frames.names[:max_frames]
     return frames
+
+
+def check_size(size) -> None:
+    """Refuse a frame size the student cannot take, before any cache or run folder is made: H and W
+    positive multiples of 32 (its encoder downsamples 32x)."""
+    if len(size) != 2 or any(side <= 0 or side % 32 for side in size):
+        raise ValueError(f"--size {' '.join(map(str, size))}: H and W must be positive multiples of 32, "
+                         "e.g. 416 608 (the paper's) or 224 320")
 
 
 def main() -> None:

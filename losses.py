@@ -8,7 +8,8 @@ self-consistency term between two augmented views of the same frame, mapped back
 
 Every function takes logits shaped (B, C, H, W) and an optional `valid` (B, H, W) bool mask of the
 pixels that count (pixels no SAM mask covers, or outside an augmented crop, do not). No function
-reads a label: this file is the whole supervision of a label-free student.
+reads a label: this file is the whole supervision of a label-free student. Needs beside it: no
+sibling module.
 """
 
 from dataclasses import dataclass

@@ -1,37 +1,36 @@
 """Semantic Bridging Module (SBM), paper section 2.2: eq. 1 (masked average pooling) and eq. 2
-(ensemble pseudo logits), with a label-free classifier.
+(ensemble pseudo logits), with a label-free classifier. Needs beside it: mask_set.py (the MaskSet type).
 
 SAM cuts a frame into class-agnostic masks M_1..M_N. The SBM gives each mask class logits: it pools a
 dense feature map F over the mask (eq. 1), runs a light classifier on the pooled vector v_i, and
 paints every mask's logits l_i back onto its pixels, averaging where masks overlap (eq. 2). The
 result, the ensemble pseudo logit map y_hat (C, H, W), supervises the student. F is a frozen
 pretrained backbone ("a frozen backbone" with "pretrained semantic priors", in the paper's words),
-handed to the SBM ready-made: train.py's `build_sbm` picks EfficientNet-Lite0 or SAM's image encoder.
+handed to the SBM ready-made: models.py's `build_sbm` picks EfficientNet-Lite0 or SAM's image encoder.
 
 The paper does not say how the classifier learns classes without labels (SPEC point 1). Ours is a
 cosine classifier over K prototypes, one per cluster, that start as spherical k-means centres of the
 region embeddings of all training frames (`start_prototypes`): label-free, and on frozen pretrained
-features already the strongest naive floor in SPEC. The clusters are named only at evaluation, by
-Hungarian matching (SPEC point 2). An objective that trains the prototypes further on their own
-(SwAV swapped prediction between jittered views) was measured and dropped: it left the 11-cluster
-score where k-means put it and lowered the 40-cluster one. So was the student training the SBM back
-through eq. 4 (a light head on F and the prototypes, with the paper's second AdamW): the student scored
-the same as with a fixed SBM (RESULTS.md, "Tried and dropped"). The SBM is therefore fixed once k-means
-has placed its prototypes, and y_hat is a fixed target.
+features already the strongest naive floor in SPEC. After that start the prototypes are the SBM's
+trainable part, updated by the paper's second AdamW (section 3.1) from the one signal the paper gives
+it, the student's eq. 4 (train.py). The clusters are named only at evaluation, by Hungarian matching
+(SPEC point 2).
 
-The masks arrive as a `MaskSet` (sam_teacher.py): the segments they cut the frame into and which
-mask covers which segment. Eqs. 1 and 2 are sums over masks' pixels and averages over a pixel's
+F is frozen and a frame's masks never change, so a frame's v_i (eq. 1) are constants of a run:
+train.py computes them once per frame (`region_embeddings`) and each step runs only the classifier
+and eq. 2 (`pseudo_logits`). The masks arrive as a `MaskSet`: the segments they cut the frame into and
+which mask covers which segment. Eqs. 1 and 2 are sums over masks' pixels and averages over a pixel's
 masks, so both are computed once per segment and never touch N dense (H, W) masks.
 """
 
 import math
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sam_teacher import MaskSet
+from mask_set import MaskSet
 
 # The temperature of the classifier's cosine logits: it sets how sharp softmax(y_hat), eq. 4's
 # target, is, not its argmax. A 5x sharper y_hat (0.02) was measured and lowered every row.
@@ -110,6 +109,10 @@ def spherical_kmeans(points: torch.Tensor, weights: torch.Tensor, k: int, iters:
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """k-means on the unit sphere (cosine similarity), k-means++ seeding, each point weighted.
 
+    k-means++ (Arthur and Vassilvitskii, 2007) draws each new centre with probability proportional to
+    the squared distance to the nearest centre chosen so far, times the point's weight here. Between
+    unit vectors the squared Euclidean distance is ||x - c||^2 = 2 (1 - cos(x, c)), so 1 - cos is that
+    squared distance up to a constant factor, which the draw normalises away.
     points: (R, D); weights: (R,) >= 0 -> centroids (k, D) unit vectors.
     """
     if points.shape[0] < k:
@@ -122,8 +125,8 @@ def spherical_kmeans(points: torch.Tensor, weights: torch.Tensor, k: int, iters:
 
     centroids = points[[sample(weights)]]
     for _ in range(k - 1):
-        distance = (1 - (points @ centroids.T).max(dim=1).values).clamp(min=0)
-        centroids = torch.cat([centroids, points[[sample(distance * weights + 1e-12)]]])
+        squared_distance = (1 - (points @ centroids.T).max(dim=1).values).clamp(min=0)  # / 2
+        centroids = torch.cat([centroids, points[[sample(squared_distance * weights + 1e-12)]]])
     for _ in range(iters):
         centroids = cluster_means(points, weights, (points @ centroids.T).argmax(dim=1), k)
     return centroids
@@ -131,10 +134,10 @@ def spherical_kmeans(points: torch.Tensor, weights: torch.Tensor, k: int, iters:
 
 class SemanticBridgingModule(nn.Module):
     """SBM: frozen backbone -> F; eq. 1 per mask; cosine prototype classifier -> l_i (K clusters);
-    eq. 2 -> y_hat. Nothing in it trains: its prototypes come from `start_prototypes` (k-means).
+    eq. 2 -> y_hat. The K prototypes are its only trainable part; `start_prototypes` places them.
 
     backbone: any pretrained network, frozen here, that maps images (B, 3, H, W) in [0, 1] to a list of
-    feature maps and tells their `channels` and its `weights_description` (train.py's `build_sbm` picks
+    feature maps and tells their `channels` and its `weights_description` (models.py's `build_sbm` picks
     one); feature_levels: the maps that F concatenates, finest first.
     """
 
@@ -144,8 +147,7 @@ class SemanticBridgingModule(nn.Module):
         self.backbone = backbone.requires_grad_(False).eval()
         self.weights_description = backbone.weights_description
         feature_dim = sum(self.backbone.channels[level] for level in self.feature_levels)
-        # A buffer, not a parameter: nothing trains the prototypes after `start_prototypes` places them.
-        self.register_buffer("prototypes", F.normalize(torch.randn(num_clusters, feature_dim), dim=1))
+        self.prototypes = nn.Parameter(F.normalize(torch.randn(num_clusters, feature_dim), dim=1))
 
     def train(self, mode: bool = True) -> "SemanticBridgingModule":
         """The frozen backbone stays in eval mode: its BatchNorm statistics must not drift."""
@@ -168,44 +170,46 @@ class SemanticBridgingModule(nn.Module):
         return torch.cat([F.interpolate(x, size=size, mode="bilinear", align_corners=False)
                           if x.shape[-2:] != size else x for x in levels], dim=1)
 
+    @torch.no_grad()
+    def region_embeddings(self, images: torch.Tensor, masks: list[MaskSet]) -> list[torch.Tensor]:
+        """v_i (eq. 1) of every mask of every image: images (B, 3, H, W); masks[b]: MaskSet of N_b masks
+        -> [(N_b, D)]. Nothing here trains: F is frozen and eq. 1 has no parameters."""
+        if len(masks) != images.shape[0]:
+            raise ValueError(f"got {images.shape[0]} images but {len(masks)} mask sets")
+        return [masked_average_pool(f, m) for f, m in zip(self.dense_features(images), masks)]
+
     def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The light classifier: l_i = cos(v_i, prototype_k) / LABEL_TEMPERATURE. (N, D) -> (N, K)."""
         cosines = F.normalize(embeddings, dim=1) @ F.normalize(self.prototypes, dim=1).T
         return cosines / LABEL_TEMPERATURE
 
-    def region_logits(self, images: torch.Tensor, masks: list[MaskSet]) -> list[torch.Tensor]:
-        """l_i for every mask of every image: images (B, 3, H, W); masks[b]: MaskSet of N_b -> [(N_b, K)]."""
-        if len(masks) != images.shape[0]:
-            raise ValueError(f"got {images.shape[0]} images but {len(masks)} mask sets")
-        features = self.dense_features(images)
-        return [self.classify(masked_average_pool(f, m)) if len(m) else f.new_zeros(0, self.num_clusters)
-                for f, m in zip(features, masks)]
-
-    def forward(self, images: torch.Tensor, masks: list[MaskSet]) -> tuple[torch.Tensor, torch.Tensor]:
-        """images: (B, 3, H, W) in [0, 1]; masks[b]: MaskSet ->
+    def pseudo_logits(self, embeddings: list[torch.Tensor],
+                      masks: list[MaskSet]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The classifier and eq. 2 on given region embeddings: embeddings[b]: (N_b, D) of masks[b] ->
         (pseudo_logits (B, K, H, W), covered (B, H, W) bool)."""
-        logits = self.region_logits(images, masks)
-        results = [ensemble_pseudo_logits(mask_logits, m) for mask_logits, m in zip(logits, masks)]
+        results = [ensemble_pseudo_logits(self.classify(v), m) for v, m in zip(embeddings, masks)]
         return torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])
 
+    def forward(self, images: torch.Tensor, masks: list[MaskSet]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole SBM: images (B, 3, H, W) in [0, 1]; masks[b]: MaskSet ->
+        (pseudo_logits (B, K, H, W), covered (B, H, W) bool)."""
+        return self.pseudo_logits(self.region_embeddings(images, masks), masks)
+
     @torch.no_grad()
-    def start_prototypes(self, frames: Iterable[tuple[torch.Tensor, MaskSet]], seed: int = 0,
-                         region_classes: Iterable[torch.Tensor] | None = None) -> None:
+    def start_prototypes(self, embeddings: list[torch.Tensor], masks: list[MaskSet], seed: int = 0,
+                         region_classes: list[torch.Tensor] | None = None) -> None:
         """The classifier's label-free start: K spherical k-means centres of the region embeddings v_i
         (eq. 1) of all training frames, each region weighted by area ** AREA_POWER.
 
-        frames: (image (3, H, W) in [0, 1], its MaskSet) pairs on the SBM's device. region_classes (ANALYSIS
-        ONLY, uses labels; SPEC point 7): one class id per region of each frame, from a labelled prior;
-        the prototypes are then the class means instead of k-means centres.
+        embeddings[f]: (N_f, D) of masks[f], one pair per training frame. region_classes (ANALYSIS ONLY,
+        uses labels; SPEC point 7): one class id per region of each frame, from a labelled prior; the
+        prototypes are then the class means instead of k-means centres.
         """
-        embeddings, weights = [], []
-        for image, masks in frames:
-            embeddings.append(masked_average_pool(self.dense_features(image[None])[0], masks))
-            weights.append(masks.areas() ** AREA_POWER)
-        embeddings, weights = F.normalize(torch.cat(embeddings), dim=1), torch.cat(weights)
+        points = F.normalize(torch.cat(embeddings).float(), dim=1)
+        weights = torch.cat([m.areas() ** AREA_POWER for m in masks]).to(points.device)
         if region_classes is not None:
-            centres = cluster_means(embeddings, weights, torch.cat(list(region_classes)), self.num_clusters)
+            centres = cluster_means(points, weights, torch.cat(list(region_classes)), self.num_clusters)
         else:
-            centres = spherical_kmeans(embeddings, weights, self.num_clusters,
+            centres = spherical_kmeans(points, weights, self.num_clusters,
                                        generator=torch.Generator().manual_seed(seed))
         self.prototypes.copy_(F.normalize(centres.to(self.prototypes), dim=1))

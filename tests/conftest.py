@@ -9,7 +9,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from train import cpu_threads  # noqa: E402
+from utils import cpu_threads  # noqa: E402
 
 # A thread per core while another program keeps a core busy makes the suite many times slower.
 torch.set_num_threads(cpu_threads())

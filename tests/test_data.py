@@ -5,9 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
+import classes
 import data
-from data import (CLASSES, CLASS_NAMES, FSSOD, IGNORE_INDEX, NUM_CLASSES, OFFICIALS, PALETTE, colorize,
-                  decode_mask, fold_of_frames)
+from classes import CLASSES, CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, OFFICIALS, PALETTE
+from data import FSSOD, colorize, decode_mask, fold_of_frames
 from synthetic import SyntheticScenes, make_scene
 
 
@@ -97,7 +98,7 @@ def test_a_few_black_border_pixels_do_not_create_a_class(tmp_path):
     assert (label[-1, :5] == IGNORE_INDEX).all() and not (label == OFFICIALS).any()
     counted = FSSOD(folder, "train", size=(12, 20), labels=True, black_is_class=True)[0]["label"]
     assert (counted[-1, :5] == OFFICIALS).all()
-    from evaluate import confusion_matrix, segmentation_scores
+    from metrics import confusion_matrix, segmentation_scores
     scores = segmentation_scores(confusion_matrix(label, label, NUM_CLASSES))
     assert np.isnan(scores["iou"][OFFICIALS]) and scores["miou"] == 1.0
 
@@ -194,15 +195,15 @@ def test_make_scene_labels_match_what_was_drawn():
         seen |= set(np.unique(label).tolist())
         pixels = image.astype(np.int64)
         red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
-        assert (pixels[label == data.BALL].min(axis=-1) >= 230).all()
-        ground = label == data.GROUND
+        assert (pixels[label == classes.BALL].min(axis=-1) >= 230).all()
+        ground = label == classes.GROUND
         grass = (green > red + 20) & (green > blue + 20)
         line = pixels.min(axis=-1) >= 225
         assert (grass | line)[ground].all()
         # The audience is above the boards.
         rows = np.arange(label.shape[0])
-        assert (rows[(label == data.AUDIENCE).any(axis=1)].max()
-                < rows[(label == data.ADVERTISEMENT).any(axis=1)].min())
+        assert (rows[(label == classes.AUDIENCE).any(axis=1)].max()
+                < rows[(label == classes.ADVERTISEMENT).any(axis=1)].min())
     assert seen == set(range(11))
 
 

@@ -2,17 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from evaluate import (
-    apply_mapping,
-    confusion_matrix,
-    hungarian_match,
-    majority_match,
-    markdown_table,
-    plot_classwise_iou,
-    plot_qualitative,
-    remap_confusion,
-    segmentation_scores,
-)
+from figures import mask_boundaries, markdown_table, plot_classwise_iou, plot_qualitative
+from metrics import apply_mapping, confusion_matrix, hungarian_match, majority_match, remap_confusion, segmentation_scores
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -101,37 +92,36 @@ def test_figures_are_written_as_png(tmp_path):
     bar_path = tmp_path / "figures" / "iou.png"
     plot_classwise_iou(iou, ["a", "b", "c"], bar_path)
     palette = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=np.uint8)
-    images = [torch.rand(3, 16, 24), np.zeros((16, 24, 3), np.uint8)]
-    labels = [np.zeros((16, 24), np.int64), np.full((16, 24), 255)]
-    preds = [np.ones((16, 24), np.int64), torch.full((16, 24), 2)]
+    segments = np.zeros((16, 24), np.int64)
+    segments[4:8, 6:12] = 1
+    rows = [{"input": np.zeros((16, 24, 3), np.uint8), "teacher's masks": mask_boundaries(torch.rand(3, 16, 24), segments),
+             "prediction": np.ones((16, 24), np.int64), "ground truth": np.full((16, 24), 255)}] * 2
     grid_path = tmp_path / "qualitative.png"
-    plot_qualitative(images, labels, preds, grid_path, palette, titles=["one", "two"],
-                     class_names=["a", "b", "c"])
+    plot_qualitative(rows, grid_path, palette, titles=["one", "two"], class_names=["a", "b", "c"])
     for path in (bar_path, grid_path):
         data = path.read_bytes()
         assert data[:8] == PNG_SIGNATURE and len(data) > 1000
-    with pytest.raises(ValueError, match="same non-zero number"):
-        plot_qualitative(images, labels[:1], preds, tmp_path / "bad.png", palette)
-    # Unlabelled frames: input | prediction only.
-    plot_qualitative(images, None, preds, tmp_path / "unlabelled.png", palette, heading="clusters")
-    assert (tmp_path / "unlabelled.png").read_bytes()[:8] == PNG_SIGNATURE
+    with pytest.raises(ValueError, match="every row with the same panels"):
+        plot_qualitative([rows[0], {"input": rows[0]["input"]}], tmp_path / "bad.png", palette)
+
+
+def test_mask_boundaries_are_drawn_where_segments_meet():
+    segments = np.zeros((8, 8), np.int64)
+    segments[:, 4:] = 1
+    drawn = mask_boundaries(np.zeros((8, 8, 3), np.uint8), segments)
+    yellow = (drawn == (255, 255, 0)).all(axis=2)
+    assert yellow[:, 3].all() and yellow[:, 4].all() and not yellow[:, :3].any() and not yellow[:, 5:].any()
 
 
 def test_markdown_table():
-    table = markdown_table([{"method": "ours", "mIoU": 91.234}, {"method": "FCN", "mIoU": float("nan")}],
-                           ["method", "mIoU", "FWIoU"])
-    assert table.splitlines() == [
-        "| method | mIoU | FWIoU |",
-        "|---|---|---|",
-        "| ours | 91.23 |  |",
-        "| FCN | n/a |  |",
-    ]
+    table = markdown_table([("ours", 91.234, "-")], ["method", "mIoU", "FWIoU"])
+    assert table.splitlines() == ["| method | mIoU | FWIoU |", "|---|---|---|", "| ours | 91.23 | - |"]
 
 
 def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp_path, capsys):
     import json
 
-    from data import CLASS_NAMES
+    from classes import CLASS_NAMES
     from evaluate import main, summarize_runs
 
     def result(miou, seed, pseudo, folds):

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from data import ADVERTISEMENT, AUDIENCE, GROUND, TEAM_A, TEAM_B, FSSOD
+from classes import ADVERTISEMENT, AUDIENCE, GROUND, TEAM_A, TEAM_B
+from data import FSSOD
 from pidinet import DEFAULT_WEIGHTS, PiDiNet, load_pidinet
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from sam_teacher import MaskSet
+from mask_set import MaskSet
 from sbm import SemanticBridgingModule, ensemble_pseudo_logits, masked_average_pool
-from train import build_sbm
+from models import build_sbm
 
 
 def random_masks(generator, n, height, width):
@@ -73,8 +73,25 @@ def test_backbone_frozen_and_forward_shapes():
     pseudo, covered = sbm(images, masks)
     assert pseudo.shape == (2, 7, 64, 96) and covered.shape == (2, 64, 96)
     assert covered[0].any() and not covered[1].any()
-    # Nothing in the SBM trains: y_hat is a fixed target for the student.
-    assert not any(p.requires_grad for p in sbm.parameters()) and not pseudo.requires_grad
+    # The prototypes are the SBM's one trainable part: eq. 4's gradient reaches them through y_hat.
+    assert [name for name, p in sbm.named_parameters() if p.requires_grad] == ["prototypes"]
+    pseudo.sum().backward()
+    assert sbm.prototypes.grad is not None and sbm.prototypes.grad.abs().sum() > 0
+
+
+def test_cached_region_embeddings_give_the_same_pseudo_logits():
+    """train.py computes eq. 1 once per frame and runs only the classifier and eq. 2 per step: the same
+    y_hat as the whole SBM on a batch (to float rounding: a batched convolution sums in another order)."""
+    sbm = build_sbm(5, "random").eval()
+    g = torch.Generator().manual_seed(4)
+    images = torch.rand(3, 3, 64, 96, generator=g)
+    masks = [MaskSet.from_masks(random_masks(g, 4, 64, 96)) for _ in range(3)]
+    whole, covered = sbm(images, masks)
+    cached = [sbm.region_embeddings(image[None], [m])[0] for image, m in zip(images, masks)]
+    from_cache, covered_from_cache = sbm.pseudo_logits(cached, masks)
+    assert torch.allclose(whole, from_cache, atol=1e-4) and torch.equal(covered, covered_from_cache)
+    single = sbm(images[:1], masks[:1])[0]
+    assert torch.equal(single, sbm.pseudo_logits(cached[:1], masks[:1])[0])
 
 
 class TinyBackbone(torch.nn.Module):
@@ -94,7 +111,7 @@ def test_the_sbm_runs_on_any_frozen_backbone():
     """sbm.py needs no sibling's network: any module that returns feature maps and names their
     channels is F, and the SBM freezes it."""
     sbm = SemanticBridgingModule(TinyBackbone(), feature_levels=[0, 1], num_clusters=3).train()
-    assert not sbm.backbone.training and not any(p.requires_grad for p in sbm.parameters())
+    assert not sbm.backbone.training and not any(p.requires_grad for p in sbm.backbone.parameters())
     g = torch.Generator().manual_seed(5)
     masks = [MaskSet.from_masks(random_masks(g, 4, 16, 24))]
     pseudo, covered = sbm(torch.rand(1, 3, 16, 24, generator=g), masks)
@@ -139,6 +156,12 @@ def matched_scores(sbm, scenes):
     return confusion[rows, cols].sum() / confusion.sum(), float(np.mean(ious)), used
 
 
+def start(sbm, scenes, **kwargs):
+    """start_prototypes on the eq. 1 embeddings of these scenes, as train.py calls it."""
+    embeddings = [sbm.region_embeddings(image[None], [masks])[0] for image, masks, _ in scenes]
+    sbm.start_prototypes(embeddings, [masks for _, masks, _ in scenes], **kwargs)
+
+
 def test_spherical_kmeans_finds_separated_directions_and_respects_weights():
     from sbm import cluster_means, spherical_kmeans
 
@@ -166,7 +189,7 @@ def test_kmeans_prototypes_name_regions_before_any_training():
     held_out = [scene(1000 + seed) for seed in range(6)]
     sbm = build_sbm(NUM_CLASSES).eval()
     random_start = matched_scores(sbm, held_out)
-    sbm.start_prototypes([(image, masks) for image, masks, _ in train], seed=0)
+    start(sbm, train)
     kmeans_start = matched_scores(sbm, held_out)
     print(f"random prototypes {random_start}, k-means prototypes {kmeans_start}")
     assert torch.allclose(sbm.prototypes.norm(dim=1), torch.ones(NUM_CLASSES))
@@ -178,7 +201,7 @@ def test_a_labelled_prior_makes_each_prototype_its_class_mean():
     sbm = build_sbm(NUM_CLASSES).eval()
     # Every region called class 2: class 2's prototype is the mean of all embeddings, the others stay zero.
     classes = [torch.full((len(masks),), 2) for _, masks, _ in train]
-    sbm.start_prototypes([(image, masks) for image, masks, _ in train], region_classes=classes)
+    start(sbm, train, region_classes=classes)
     norms = sbm.prototypes.norm(dim=1)
     assert torch.allclose(norms[2], torch.tensor(1.0)) and (norms[torch.arange(NUM_CLASSES) != 2] == 0).all()
 

@@ -5,9 +5,10 @@ import math
 import numpy as np
 import torch
 
-import sam_teacher
 from data import open_dataset
-from sam_teacher import MaskSet
+from mask_cache import build_cache
+from mask_set import MaskSet
+from regions import SuperpixelTeacher
 from studies import benchmark, region_study
 
 
@@ -23,7 +24,7 @@ def test_region_quality_counts_pixels_whose_region_agrees_with_them():
 
 def test_every_region_source_is_scored(tmp_path, fssod_root, capsys):
     cache = tmp_path / "cache"
-    sam_teacher.build_cache(open_dataset(fssod_root, "all", (64, 96)), sam_teacher.SuperpixelTeacher(), cache,
+    build_cache(open_dataset(fssod_root, "all", (64, 96)), SuperpixelTeacher(), cache,
                             progress=False)
     region_study.main(["--data", str(fssod_root), "--caches", str(cache), "--size", "64", "96",
                        "--clusters", "11", "--seeds", "0", "--colour-weights", "0", "1"])
@@ -55,7 +56,7 @@ def test_quick_cpu_benchmark_writes_required_keys(tmp_path):
     for key in REQUIRED:
         assert isinstance(saved[key], float) and math.isfinite(saved[key]) and saved[key] > 0, key
     assert saved["student_vs_lraspp_bs32"] == saved["student_bs32_img_per_s"] / saved["lraspp_bs32_img_per_s"]
-    assert 0 < saved["sbm_eq1_eq2_fraction"] < 1 and saved["superpixel_fps"] > 0 and saved["boundary_fps"] > 0
+    assert 0 < saved["sbm_step_fraction"] < 1 and saved["superpixel_fps"] > 0 and saved["boundary_fps"] > 0
     assert saved["throughput_batch_size"] == 2 and saved["student_bs32_variant"] == "fp32"
     assert (returned["rows"] == saved["rows"]
             and not any(r["note"].startswith("failed") for r in saved["rows"]))

@@ -13,7 +13,9 @@ import torch
 from PIL import Image
 
 import evaluate
+import settings
 import train
+import utils
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "64", "96", "--max-frames", "8", "--batch-size", "2", "--source", "superpixel"]
@@ -45,7 +47,11 @@ def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path):
     digests = dict(re.findall(r"rank (\d): (student weights digest [0-9a-f]+, "
                               r"SBM weights digest [0-9a-f]+)", proc.stdout))
     assert set(digests) == {"0", "1"}, proc.stdout[-2000:]
+    # The SBM's prototypes trained on both ranks (its gradients averaged by hand) and stayed identical.
     assert digests["0"] == digests["1"]
+    sbm_optimizer = state_of(out)["optimizers"][1]["state"][0]
+    # 8 frames, 2 ranks, batch 2: 2 steps an epoch, 2 epochs.
+    assert int(sbm_optimizer["step"]) == 4 and sbm_optimizer["exp_avg"].abs().sum() > 0
     # Rank 0 alone logs, builds the cache and writes the run folder: one log line per epoch, no strays.
     assert len(re.findall(r"^epoch \d/2 ", proc.stdout, flags=re.M)) == 2
     assert {p.name for p in out.iterdir()} == RUN_FILES
@@ -65,6 +71,11 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
     assert b["epoch"] == 1 and b["args"]["size"] == [64, 96]
     assert_same_weights(a["student"], b["student"])
     assert_same_weights(a["sbm"], b["sbm"])
+    # Both optimizers, the student's and the SBM's, are saved and resumed.
+    assert len(a["optimizers"]) == len(b["optimizers"]) == 2
+    for saved_a, saved_b in zip(a["optimizers"], b["optimizers"]):
+        for key in saved_a["state"]:
+            assert_same_weights(saved_a["state"][key], saved_b["state"][key])
 
 
 def test_resume_refuses_other_settings_and_a_new_run_never_overwrites_one(tmp_path):
@@ -84,13 +95,17 @@ def test_resume_refuses_other_settings_and_a_new_run_never_overwrites_one(tmp_pa
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
 
 
-def test_the_sbm_stays_fixed_and_only_the_student_trains(tmp_path):
-    common = [*TINY, "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]
+@pytest.mark.parametrize("sbm_lr", ["1e-5", "0"])
+def test_two_optimizers_train_student_and_sbm_and_sbm_lr_0_keeps_the_sbm_fixed(tmp_path, sbm_lr):
+    common = [*TINY, "--sbm-lr", sbm_lr, "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]
     train.main([*common, "--epochs", "1"])
     after_one = state_of(tmp_path / "run")
     train.main(["--resume", "--epochs", "2", "--out", str(tmp_path / "run")])
     after_two = state_of(tmp_path / "run")
-    assert_same_weights(after_one["sbm"], after_two["sbm"])
+    assert len(after_two["optimizers"]) == (2 if sbm_lr != "0" else 1)
+    assert torch.equal(after_one["sbm"]["prototypes"], after_two["sbm"]["prototypes"]) == (sbm_lr == "0")
+    assert_same_weights({k: v for k, v in after_one["sbm"].items() if k != "prototypes"},
+                        {k: v for k, v in after_two["sbm"].items() if k != "prototypes"})  # F stays frozen
     assert not all(torch.equal(after_one["student"][k], after_two["student"][k])
                    for k in after_one["student"])
 
@@ -135,7 +150,7 @@ def test_a_complete_cache_never_builds_the_teacher(tmp_path, monkeypatch):
         raise AssertionError("the teacher was built although the cache holds every frame")
 
     monkeypatch.setattr(train, "make_teacher", no_teacher)
-    monkeypatch.setattr("sam_teacher.make_teacher", no_teacher)
+    monkeypatch.setattr("mask_cache.make_teacher", no_teacher)
     train.main([*common, "--out", str(tmp_path / "second")])
 
 
@@ -192,17 +207,17 @@ def test_unlabelled_frames_train_and_their_predictions_are_drawn(tmp_path):
 
 def test_the_default_run_needs_no_download():
     # Synthetic scenes with superpixel masks: no PiDiNet or SAM weights, no dataset.
-    args = train.parse_args([])
+    args = settings.parse_args([])
     assert (args.data, args.source, args.folds) == ("synthetic", "superpixel", 1)
-    assert train.parse_args(["--data", "frames"]).source == "boundary"
+    assert settings.parse_args(["--data", "frames"]).source == "boundary"
 
 
 def test_help_shows_defaults_and_whose_each_flag_is(capsys):
     with pytest.raises(SystemExit):
-        train.parse_args(["--help"])
+        settings.parse_args(["--help"])
     text = capsys.readouterr().out
     assert "(default: 0.001)" in text and "(default: 5)" in text
-    for action in train.build_parser()._actions[1:]:
+    for action in settings.build_parser()._actions[1:]:
         assert any(tag in action.help for tag in ("[paper", "[ablation", "[protocol", "[ours",
                                                   "[analysis")), action.dest
 
@@ -210,16 +225,16 @@ def test_help_shows_defaults_and_whose_each_flag_is(capsys):
 def test_cpu_threads_leave_busy_cores_alone(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
-    assert train.cpu_threads() == 4
+    assert utils.cpu_threads() == 4
     monkeypatch.setattr(os, "getloadavg", lambda: (2.7, 0.0, 0.0))
-    assert train.cpu_threads() == 1
+    assert utils.cpu_threads() == 1
     monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
-    assert train.cpu_threads() == 1
+    assert utils.cpu_threads() == 1
 
 
 def test_bad_input_gives_clear_errors(tmp_path):
     with pytest.raises(SystemExit):
-        train.parse_args(["--source", "photoshop"])
+        settings.parse_args(["--source", "photoshop"])
     with pytest.raises(FileNotFoundError, match="not found"):
         train.main([*TINY, "--data", str(tmp_path / "no_such_folder"), "--out", str(tmp_path / "r")])
     with pytest.raises(FileNotFoundError, match="--sam-checkpoint"):
@@ -236,9 +251,9 @@ def test_a_size_the_student_cannot_take_is_refused_before_any_work(tmp_path, cap
 
 def test_at_the_command_line_a_user_error_is_one_line(tmp_path):
     for command in (["train.py", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")],
-                    ["sam_teacher.py", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "c")],
+                    ["mask_cache.py", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "c")],
                     ["evaluate.py", "--checkpoint", str(tmp_path / "none.pt")],
-                    ["sam_teacher.py", "--data", "synthetic", "--size", "0", "0",
+                    ["mask_cache.py", "--data", "synthetic", "--size", "0", "0",
                      "--out", str(tmp_path / "c")]):
         proc = run_command(*command)
         assert proc.returncode != 0

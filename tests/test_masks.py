@@ -1,4 +1,4 @@
-"""Tests of sam_teacher.py: the mask sources and the on-disk mask cache."""
+"""The mask sources (sam_teacher.py, regions.py), the MaskSet they are stored as, and the mask cache."""
 import json
 import os
 import types
@@ -8,19 +8,10 @@ import pytest
 import torch
 from scipy import ndimage
 
-from sam_teacher import (
-    CACHE_FORMAT,
-    MaskCache,
-    MaskSet,
-    OracleTeacher,
-    SamImageEncoder,
-    SamTeacher,
-    SuperpixelTeacher,
-    build_cache,
-    connected_regions,
-    make_teacher,
-    masks_from_regions,
-)
+from mask_cache import CACHE_FORMAT, MaskCache, build_cache, make_teacher
+from mask_set import MaskSet
+from regions import OracleTeacher, SuperpixelTeacher, connected_regions, masks_from_regions
+from sam_teacher import SamImageEncoder, SamTeacher
 from synthetic import SyntheticScenes, make_scene
 
 SIZE = (64, 96)
@@ -218,10 +209,10 @@ def test_oracle_cache_reads_labels(tmp_path):
 
 
 def test_missing_cache_or_frame_says_how_to_build_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python sam_teacher.py .*--source oracle"):
+    with pytest.raises(FileNotFoundError, match="python mask_cache.py .*--source oracle"):
         MaskCache(tmp_path / "nowhere", expected_settings={"source": "oracle"})
     cache = build_cache(SyntheticScenes(1, size=SIZE), SuperpixelTeacher(), tmp_path, progress=False)
-    with pytest.raises(FileNotFoundError, match="python sam_teacher.py .*--source superpixel"):
+    with pytest.raises(FileNotFoundError, match="python mask_cache.py .*--source superpixel"):
         cache.load("Frame 1  (1).jpg")
 
 

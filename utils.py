@@ -1,0 +1,57 @@
+"""Shared plumbing, no paper concept: files written atomically, mistakes reported in one line, and
+the CPU threads a run may take.
+
+Every file that later work depends on (mask caches, checkpoints, results, predicted masks) is written
+to a temporary name and renamed, so a killed process never leaves half a file. A mistake the user
+can fix (a missing folder, an unreadable image, a wrong size) is raised by this project's own checks
+as a FileNotFoundError or ValueError and printed by `report_user_errors` as one line.
+"""
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+def write_atomically(path: str | Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it: a kill never leaves half a file."""
+    path = str(path)
+    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def check_rgb_image(image: np.ndarray, who: str = "A teacher") -> None:
+    """Refuse anything but an (H, W, 3) uint8 RGB array, saying how to convert a float image."""
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
+            and image.dtype == np.uint8):
+        raise ValueError(f"{who} takes an (H, W, 3) uint8 RGB image; got {type(image).__name__} "
+                         f"{getattr(image, 'shape', '')} {getattr(image, 'dtype', '')}. Convert with "
+                         "(x * 255).round() to uint8.")
+
+
+def cpu_threads() -> int:
+    """Torch threads for a CPU run: the cores nobody else is using, at least one. A thread per core while
+    another program keeps a core busy makes every parallel operation wait for the slowed thread."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - round(os.getloadavg()[0]))
+
+
+def report_user_errors(main: Callable[[], Any]) -> None:
+    """Run a command's `main`. A FileNotFoundError or ValueError raised by this project's own checks is
+    a mistake the user can fix: it is printed as one line and the command exits with status 1. Anything
+    else, or raised inside a library, is a bug and keeps its traceback."""
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as error:
+        origin = Path(traceback.extract_tb(error.__traceback__)[-1].filename).resolve().parent
+        if origin != Path(__file__).resolve().parent:
+            raise
+        sys.exit(f"error: {error}")
