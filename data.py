@@ -151,7 +151,8 @@ class FSSOD(torch.utils.data.Dataset):
     test = frames 1-10 and train = the rest. fold=f (0..folds-1): cross-validation, test = the frames of
     fold f (`fold_of_frames`) and train = all others. Items: {"image": (3, H, W) float32 in [0, 1],
     "name": str} and, only with labels=True, "label": (H, W) int64 ids (black ignored unless black_is_class).
-    `has_masks` says whether every frame has a mask (False for a folder of unlabelled frames).
+    `has_masks` says whether every frame has a mask (False for a folder of unlabelled frames);
+    `native_size` is the size of the frames on disk.
     """
 
     def __init__(
@@ -237,6 +238,13 @@ class FSSOD(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.names)
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        """(H, W) of the first frame as stored on disk, before resizing (predict.py compares new footage
+        with it)."""
+        with Image.open(self.folder / self.names[0]) as opened:
+            return opened.height, opened.width
 
     def __getitem__(self, index: int) -> dict:
         name = self.names[index]

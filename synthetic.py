@@ -220,7 +220,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
 
     def __init__(self, num_frames: int, size: tuple[int, int] = PAPER_SIZE, seed: int = 0,
                  labels: bool = False) -> None:
-        self.size = (int(size[0]), int(size[1]))
+        self.size = self.native_size = (int(size[0]), int(size[1]))
         self.seed = seed
         self.labels = labels
         # The seed is in the name: train and test scenes (seeds 0 and 1) must not share a cache entry.

@@ -270,7 +270,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     else:
         torch.backends.cudnn.benchmark = True  # every step has the same shapes: let cuDNN pick its fastest
     out = Path(args.out)
-    args.unlabelled = args.data != "synthetic" and not open_dataset(args.data, "all").has_masks
+    frames = open_dataset(args.data, "all", tuple(args.size))
+    # native_size: the footage's own frame size, which predict.py compares new footage with.
+    args.unlabelled, args.native_size = args.data != "synthetic" and not frames.has_masks, list(frames.native_size)
     if args.unlabelled and rank == 0:
         print(f"note: {args.data} holds frames without masks: training on all of them, and no score "
               "(there is nothing to score)")

@@ -19,14 +19,15 @@ FOLDS=${FOLDS:-0 1 2 3 4}
 PARALLEL=${PARALLEL:-8}
 EXTRA=${EXTRA:-}  # flags added to every run, e.g. EXTRA="--size 64 96 --epochs 1" for a smoke test
 declare -A ROWS=(
-  [soccersam]=""                                    # the headline: train.py's defaults
+  [soccersam]=""                                    # the headline: train.py's defaults (two AdamW)
+  [sbm-fixed]="--sbm-lr 0"                          # the SBM fixed at its k-means start, one AdamW
   [wo-sbm]="--lambda-sbm 0"                         # Table 2 ablations
   [wo-bd]="--lambda-bd 0"
   [wo-aug]="--lambda-aug 0"
   [supervised]="--supervised"                       # Table 1's supervised MobileNet-UNet, 100 epochs
   [oracle]="--source oracle"                        # ANALYSIS: ground-truth regions as the masks
   [k40]="--clusters 40"                             # the many-clusters protocol
-  [k40-long]="--clusters 40 --epochs 150"
+  [k40-long]="--clusters 40 --epochs 150 --sbm-lr 0"  # k40's schedule x 5 (k40 ran with the SBM fixed)
   [superpixel]="--source superpixel"                # the previous sessions' stand-in for SAM
   [superpixel-k40]="--source superpixel --clusters 40"
   [oracle-k40]="--source oracle --clusters 40"
