@@ -84,8 +84,12 @@ def stage_rows(state: dict, items: list[dict], mapping: np.ndarray | None, devic
     """Figure 3's rows for these frames (dataset items) of a saved run: the input, the teacher's masks,
     the SBM's pseudo-labels, the student's prediction and the ground truth (the ones the run has).
     mapping names pseudo-labels and prediction alike (None: the clusters stay unnamed)."""
-    student, name = trained_student(state, device), (lambda p: p if mapping is None else mapping[p])
+    student = trained_student(state, device)
     sbm = None if cache is None else sbm_predictor(state, cache, device)
+
+    def name(channels: np.ndarray) -> np.ndarray:
+        return channels if mapping is None else mapping[channels]
+
     rows = []
     for item in items:
         batch = {key: [value] if key == "name" else value[None] for key, value in item.items()}

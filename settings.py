@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="[ours] continue the stopped run in --out with its own settings (more --epochs "
                         "allowed)")
-    p.add_argument("--epochs", type=int, help="[ours] 30 on FSSOD, 6 synthetic, 100 --supervised")
+    p.add_argument("--epochs", type=int, help="[ours] 30 label-free (FSSOD or synthetic), 100 --supervised")
     p.add_argument("--batch-size", type=int, default=8, help="[ours] frames per process and step")
     p.add_argument("--lr", type=float, default=1e-3,
                    help="[ours] student learning rate (at the paper's 1e-5 the student barely learns in "
@@ -110,7 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.size = args.size or ([128, 192] if synthetic else [416, 608])
     args.source = args.source or ("superpixel" if synthetic else "boundary")
     if args.epochs is None:
-        args.epochs = 100 if args.supervised else 6 if synthetic else 30
+        args.epochs = 100 if args.supervised else 30
     args.folds = 1 if synthetic else args.folds
     args.cache = args.cache or f"cache/{Path(args.data).name}-{args.source}-{args.size[0]}x{args.size[1]}"
     try:

@@ -261,3 +261,17 @@ def test_at_the_command_line_a_user_error_is_one_line(tmp_path):
         assert ("Traceback" not in proc.stderr and lines[-1].startswith(("error:", "usage:"))
                 or "error:" in lines[-1]), proc.stderr
         assert len([line for line in lines if not line.startswith("usage")]) <= 2, proc.stderr
+
+
+def test_figure_3_draws_every_stage_of_a_label_free_run(tmp_path):
+    from models import load_checkpoint
+
+    train.main([*TINY, "--epochs", "1", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")])
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    test = evaluate.run_splits(state["args"])[1]
+    mapping = torch.full((11,), 3).numpy()  # every cluster named Ground
+    rows = evaluate.stage_rows(state, [test[0]], mapping, "cpu", evaluate.run_masks(state["args"], [test], "cpu"))
+    assert list(rows[0]) == ["input", "teacher's masks", "SBM pseudo-labels", "student", "ground truth"]
+    assert rows[0]["teacher's masks"].shape == (64, 96, 3) and rows[0]["student"].shape == (64, 96)
+    # Pseudo-labels and prediction are named by the same mapping.
+    assert (rows[0]["SBM pseudo-labels"] == 3).all() and (rows[0]["student"] == 3).all()
