@@ -264,10 +264,8 @@ def test_at_the_command_line_a_user_error_is_one_line(tmp_path):
 
 
 def test_figure_3_draws_every_stage_of_a_label_free_run(tmp_path):
-    from models import load_checkpoint
-
     train.main([*TINY, "--epochs", "1", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")])
-    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    state = state_of(tmp_path / "run")
     test = evaluate.run_splits(state["args"])[1]
     mapping = torch.full((11,), 3).numpy()  # every cluster named Ground
     rows = evaluate.stage_rows(state, [test[0]], mapping, "cpu", evaluate.run_masks(state["args"], [test], "cpu"))
