@@ -1,8 +1,8 @@
 """FSSOD's 11 classes: ids, names and mask colours (also in fssod/classes.json).
 
 Every module that names a class takes it from here: the dataset decodes masks with these colours
-(data.py), the synthetic scenes draw these ids (synthetic.py), evaluation scores and the figures name
-them (metrics.py, figures.py), and predicted masks are written in this palette (predict.py).
+(data.py), the synthetic scenes draw these ids (stand_ins/synthetic.py), evaluation scores and the figures
+name them (evaluate.py, figures.py), and predicted masks are written in this palette (predict.py).
 """
 from typing import NamedTuple
 

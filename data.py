@@ -1,4 +1,5 @@
-"""FSSOD frames, their masks, and the folds they are scored on (paper Sec. 4.1, "Dataset").
+"""FSSOD frames, their masks, the folds they are scored on, and the frames served with the teacher's
+masks (paper section 3.1, "Datasets").
 
 SoccerSAM is trained and evaluated on FSSOD (Football Semantic Segmentation): 1920x1080 broadcast
 frames of one match, each `Frame 1  (N).jpg` (two spaces, as published) with a colour-coded class
@@ -20,7 +21,9 @@ Two facts of the masks decide how we score (SPEC, "Facts measured later"):
 Training in SoccerSAM uses no labels: `FSSOD(..., labels=False)` never opens a mask file, and only
 evaluation asks for `labels=True`. A folder of frames without any mask (the paper's own use case:
 unlabelled footage) is accepted for training; it simply has nothing to score. Synthetic football
-scenes for tests and the no-download default are in `synthetic.py`.
+scenes for tests and the no-download default are a stand-in (stand_ins/synthetic.py). Last,
+`FramesWithMasks` serves every training frame with the teacher's masks M_1..M_N from its cache
+(sam_teacher.py): the input of Fig. 1.
 """
 import argparse
 import json
@@ -32,7 +35,7 @@ import torch
 from PIL import Image
 
 from classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, OFFICIALS, PALETTE
-from synthetic import PAPER_SIZE as DEFAULT_SIZE, SyntheticScenes
+from stand_ins.synthetic import PAPER_SIZE as DEFAULT_SIZE, SyntheticScenes
 
 MASK_SUFFIX = "___fuse.png"
 DOWNLOAD_HINT = ("download FSSOD (Football Semantic Segmentation, the publisher's flat folder of frames and "
@@ -152,7 +155,9 @@ class FSSOD(torch.utils.data.Dataset):
     fold f (`fold_of_frames`) and train = all others. Items: {"image": (3, H, W) float32 in [0, 1],
     "name": str} and, only with labels=True, "label": (H, W) int64 ids (black ignored unless black_is_class).
     `has_masks` says whether every frame has a mask (False for a folder of unlabelled frames);
-    `native_size` is the size of the frames on disk.
+    `native_size` is the size of the frames on disk. max_frames=N (quick checks): only N frames, spread
+    evenly over the match and chosen before the folds or the split divide them, so that the folds
+    partition these N frames as they would partition all of them.
     """
 
     def __init__(
@@ -165,6 +170,7 @@ class FSSOD(torch.utils.data.Dataset):
         fold: int | None = None,
         folds: int = 5,
         black_is_class: bool = False,
+        max_frames: int | None = None,
     ) -> None:
         if split not in ("train", "test", "all"):
             raise ValueError(f"split {split!r} is not one of train, test, all; pass "
@@ -189,13 +195,17 @@ class FSSOD(torch.utils.data.Dataset):
         if fold is not None and not 0 <= fold < folds:
             raise ValueError(f"--fold {fold}: there are folds 0 to {folds - 1}")
         self.split_file = None if fold is not None else self._find_split_file(root, split_file)
+        chosen = frames
+        if max_frames:
+            chosen = [frames[i * len(frames) // max_frames] for i in range(min(max_frames, len(frames)))]
         if split == "all":
-            self.names = frames
+            self.names = chosen
         elif fold is not None:
-            in_test = [f == fold for f in fold_of_frames(frames, folds)]
-            self.names = [name for name, test in zip(frames, in_test) if test == (split == "test")]
+            in_test = [f == fold for f in fold_of_frames(chosen, folds)]
+            self.names = [name for name, test in zip(chosen, in_test) if test == (split == "test")]
         else:
-            self.names = self._single_split(frames, split)
+            kept = set(chosen)
+            self.names = [name for name in self._single_split(frames, split) if name in kept]
         if labels:
             for name in self.names:
                 if not (self.folder / (name + MASK_SUFFIX)).is_file():
@@ -269,15 +279,13 @@ def open_dataset(data: str | Path, split: str, size: tuple[int, int] = DEFAULT_S
                  black_is_class: bool = False) -> torch.utils.data.Dataset:
     """FSSOD at `data` (or its fold), or synthetic scenes when data == "synthetic": `max_frames` (default
     48) training scenes and a quarter as many test scenes, drawn from other seeds. For FSSOD,
-    `max_frames` keeps only the first N frames of the split (quick checks)."""
+    `max_frames` keeps N frames spread over the match before the split (quick checks; `FSSOD`)."""
     if str(data) == "synthetic":
         frames = max_frames or 48
         return SyntheticScenes(frames if split == "train" else max(frames // 4, 4), size,
                                seed=0 if split == "train" else 1, labels=labels)
-    frames = FSSOD(data, split, size, labels=labels, fold=fold, folds=folds, black_is_class=black_is_class)
-    if max_frames:
-        frames.names = frames.names[:max_frames]
-    return frames
+    return FSSOD(data, split, size, labels=labels, fold=fold, folds=folds, black_is_class=black_is_class,
+                 max_frames=max_frames)
 
 
 def check_size(size) -> None:
@@ -286,6 +294,34 @@ def check_size(size) -> None:
     if len(size) != 2 or any(side <= 0 or side % 32 for side in size):
         raise ValueError(f"--size {' '.join(map(str, size))}: H and W must be positive multiples of 32, "
                          "e.g. 416 608 (the paper's) or 224 320")
+
+
+class FramesWithMasks(torch.utils.data.Dataset):
+    """Each frame of `frames` with its teacher masks M_1..M_N, a MaskSet (mask_set.py), from `cache`
+    (sam_teacher.MaskCache: `load(name) -> MaskSet`); without a cache, the frame alone (the supervised
+    baseline). A frame's masks are read from disk once and then kept in memory, as the frames are."""
+
+    def __init__(self, frames: torch.utils.data.Dataset, cache=None):
+        self.frames, self.cache, self.loaded = frames, cache, {}
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> dict:
+        item = dict(self.frames[i])
+        if self.cache is not None:
+            if item["name"] not in self.loaded:
+                self.loaded[item["name"]] = self.cache.load(item["name"])
+            item["masks"] = self.loaded[item["name"]]
+        return item
+
+
+def collate(items: list[dict]) -> dict:
+    """Frames stack into a batch: "image" (B, 3, H, W) and "label" (B, H, W); names and masks stay lists,
+    because every frame has its own N masks."""
+    batch = {key: torch.stack([it[key] for it in items]) for key in ("image", "label") if key in items[0]}
+    batch.update({key: [it[key] for it in items] for key in ("name", "masks") if key in items[0]})
+    return batch
 
 
 def main() -> None:

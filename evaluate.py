@@ -1,19 +1,25 @@
-"""Evaluation: a trained run scored (paper Sec. 3), its folds pooled, Figures 2-3 and Tables 1-2 written.
+"""Evaluation, paper section 3: a trained run scored, its folds pooled, Figures 2-3 and Tables 1-2 written.
 
-The paper reports mIoU and FWIoU on FSSOD (metrics.py). FSSOD's black pixels are unlabelled (data.py),
-so "Coaches & Officials" never occurs and scores are over the 10 classes that do.
+The paper reports mean IoU (mIoU) and frequency-weighted IoU (FWIoU) on FSSOD (section 3.1, "the
+metrics we used"), in Table 1 and Figure 2 (section 3.2), Table 2 (section 3.3) and Figure 3 (section
+3.4). Both scores come from one confusion matrix: rows are the true classes, columns the predicted
+channels. The IoU of a class is its diagonal entry over (row sum + column sum - diagonal); a class absent
+from the ground truth of the scored frames has no IoU and is left out of the mean; FWIoU weighs each
+class's IoU by its share of the labelled pixels. FSSOD's black pixels are unlabelled (data.py), so
+"Coaches & Officials" never occurs and scores are over the 10 classes that do.
 
-Our method is trained without labels (SPEC point 2), so its K output channels are clusters that
-must be named before they can be scored. Strict protocol: Hungarian matching (K = 11) on the
-confusion matrix of the frames the run *trained* on fixes one channel -> class mapping, which is then
-applied unchanged to its test frames. Per-split protocol, the usual one in unsupervised segmentation
-and reported beside it, labelled as such: the matching is fitted on the test frames themselves. With
-more clusters than classes (K > 11), each channel is named by its majority class on the training frames.
+The paper does not say how a label-free student's K output channels get class names. They are clusters
+and must be named before they can be scored (SPEC point 2). Strict protocol, our headline: Hungarian
+matching (K = 11) on the confusion matrix of the frames the run *trained* on fixes one channel -> class
+mapping, which is then applied unchanged to its test frames. Per-split protocol, the usual one in
+unsupervised segmentation and reported beside it, labelled as such: the matching is fitted on the test
+frames themselves. With more clusters than classes (K > 11), each channel is named by its majority class
+on the training frames.
 
-The headline is a 5-fold cross-validation (data.fold_of_frames): each fold's run trains on four fifths
-of the frames, is named on them and scored on the last fifth; `pool_folds` sums the five named test
-confusion matrices into one, so every labelled frame counts exactly once, and reports the spread over
-folds beside it.
+The paper scores on FSSOD's frames; ours is a 5-fold cross-validation (data.fold_of_frames), because
+frames 1-10 are not a representative test split: each fold's run trains on four fifths of the frames, is
+named on them and scored on the last fifth; `pool_folds` sums the five named test confusion matrices into
+one, so every labelled frame counts exactly once, and reports the spread over folds beside it.
 """
 import argparse
 import json
@@ -21,16 +27,132 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch.utils.data import DataLoader
 
-from classes import CLASS_NAMES, NUM_CLASSES
+from classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, OFFICIALS
 from data import open_dataset
 from figures import (DISPLAY_PALETTE, as_rgb, cluster_palette, mask_boundaries, plot_classwise_iou,
                      plot_qualitative, results_tables)
-from mask_cache import MaskCache, build_cache, make_teacher, missing_frames
-from metrics import confusion_matrix, name_channels, remap_confusion, scores_in_percent
 from models import load_checkpoint, trained_sbm, trained_student
+from sam_teacher import MaskCache, build_cache, make_teacher, missing_frames
 from utils import report_user_errors, write_atomically
+
+# ----------------------------------------------------------------------------------------------
+# The paper's scores, and how label-free clusters are named (SPEC point 2).
+
+def _as_numpy(array) -> np.ndarray:
+    if isinstance(array, torch.Tensor):
+        return array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
+def confusion_matrix(pred, target, num_classes: int, num_predicted: int | None = None) -> np.ndarray:
+    """Count pixels by (true class, predicted channel).
+
+    pred: (...) int predicted channels in 0..num_predicted-1; target: (...) int class ids in
+    0..num_classes-1 or IGNORE_INDEX (255, not counted). numpy arrays or torch tensors.
+    Returns (num_classes, num_predicted) int64; num_predicted defaults to num_classes.
+    """
+    num_predicted = num_classes if num_predicted is None else num_predicted
+    pred, target = _as_numpy(pred).astype(np.int64).ravel(), _as_numpy(target).astype(np.int64).ravel()
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction has {pred.size} pixels but target has {target.size}; "
+                         "pass maps of the same shape")
+    valid = target != IGNORE_INDEX
+    pred, target = pred[valid], target[valid]
+    if target.size and (target.min() < 0 or target.max() >= num_classes):
+        raise ValueError(f"target ids must lie in 0..{num_classes - 1} or be {IGNORE_INDEX}; got "
+                         f"{target.min()}..{target.max()}")
+    if pred.size and (pred.min() < 0 or pred.max() >= num_predicted):
+        raise ValueError(f"predicted channels must lie in 0..{num_predicted - 1}; got "
+                         f"{pred.min()}..{pred.max()}; pass num_predicted")
+    counts = np.bincount(target * num_predicted + pred, minlength=num_classes * num_predicted)
+    return counts.reshape(num_classes, num_predicted)
+
+
+def segmentation_scores(conf: np.ndarray) -> dict:
+    """Scores of a square confusion matrix, as fractions in [0, 1].
+
+    conf: (C, C), rows true class, columns predicted class. Returns iou: (C,) float with nan for
+    classes absent from the ground truth; miou: mean IoU over the classes present; fwiou: sum over
+    present classes of (pixel share of class c) * IoU_c; pixel_accuracy: diagonal / total.
+    """
+    conf = np.asarray(conf, dtype=np.float64)
+    if conf.ndim != 2 or conf.shape[0] != conf.shape[1]:
+        raise ValueError(f"segmentation_scores needs a square confusion matrix, got {conf.shape}; name the "
+                         "channels first (remap_confusion)")
+    total = conf.sum()
+    if total == 0:
+        raise ValueError("the confusion matrix is empty: no labelled pixel was counted; check the targets")
+    true_pixels, predicted_pixels, hits = conf.sum(axis=1), conf.sum(axis=0), np.diag(conf)
+    present = true_pixels > 0
+    iou = np.full(conf.shape[0], np.nan)
+    iou[present] = hits[present] / (true_pixels + predicted_pixels - hits)[present]
+    frequency = true_pixels / total
+    return {
+        "iou": iou,
+        "miou": float(np.mean(iou[present])),
+        "fwiou": float(np.sum(frequency[present] * iou[present])),
+        "pixel_accuracy": float(hits.sum() / total),
+    }
+
+
+def hungarian_match(conf: np.ndarray) -> np.ndarray:
+    """One-to-one naming of K = C channels maximising the matched pixels.
+
+    conf: (C, K) confusion matrix with K == C. Returns mapping: (K,) int64, channel -> class id.
+    """
+    conf = np.asarray(conf)
+    if conf.shape[0] != conf.shape[1]:
+        raise ValueError(f"Hungarian matching needs as many channels as classes, got {conf.shape}; use "
+                         "majority_match for K > C")
+    channels, classes = linear_sum_assignment(conf.T, maximize=True)
+    mapping = np.empty(conf.shape[1], dtype=np.int64)
+    mapping[channels] = classes
+    return mapping
+
+
+def majority_match(conf: np.ndarray) -> np.ndarray:
+    """Name each channel by its majority class (the K >= C protocol; several channels may share a class).
+
+    conf: (C, K). Returns mapping: (K,) int64, channel -> class id; an empty channel gets class 0,
+    which never matters because no pixel carries it.
+    """
+    return np.asarray(conf).argmax(axis=0).astype(np.int64)
+
+
+def remap_confusion(conf: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+    """Confusion matrix of the named prediction: columns summed by mapping. conf: (C, K) -> (C, C)."""
+    conf = np.asarray(conf)
+    mapping = np.asarray(mapping, dtype=np.int64)
+    if mapping.shape != (conf.shape[1],):
+        raise ValueError(f"mapping has shape {mapping.shape} but the confusion matrix has {conf.shape[1]} "
+                         "channels; pass one class per channel")
+    named = np.zeros((conf.shape[0], conf.shape[0]), dtype=conf.dtype)
+    np.add.at(named.T, mapping, conf.T)
+    return named
+
+
+def name_channels(conf: np.ndarray, supervised: bool) -> np.ndarray:
+    """Output channel -> class: the identity for the supervised baseline, else Hungarian matching
+    (K = 11) or majority naming (K > 11) on `conf` (SPEC point 2)."""
+    if supervised:
+        return np.arange(conf.shape[1])
+    return hungarian_match(conf) if conf.shape[1] == conf.shape[0] else majority_match(conf)
+
+
+def scores_in_percent(named_conf: np.ndarray) -> dict:
+    """mIoU, FWIoU, pixel accuracy and per-class IoU in %, of a named (C, C) confusion matrix."""
+    scores = segmentation_scores(named_conf)
+    return {"miou": 100 * scores["miou"], "fwiou": 100 * scores["fwiou"],
+            "pixel_accuracy": 100 * scores["pixel_accuracy"],
+            "iou": {name: None if np.isnan(v) else 100 * float(v)
+                    for name, v in zip(CLASS_NAMES, scores["iou"])}}
+
+
+# ----------------------------------------------------------------------------------------------
+# A run scored: its checkpoint on its test frames, Figures 2-3 and Tables 1-2; its folds pooled.
 
 SMALL_CLASSES = (1, 4, 7, 8)  # referee, ball, goalkeepers: where label-free methods fail
 FIGURE_FRAMES = 4  # Figure 3 shows the frames richest in small classes
@@ -155,8 +277,14 @@ def write_run_outputs(results: dict, rows: list[dict], titles: list[str], out_di
     plot_classwise_iou(iou, CLASS_NAMES, out_dir / "classwise_iou.png",
                        title=f"{results['method']}, {results['masks']}\nclass-wise IoU, {where}")
     if rows:
-        plot_qualitative(rows, out_dir / "qualitative.png", DISPLAY_PALETTE, titles=titles,
-                         class_names=CLASS_NAMES, heading=f"{results['method']}, {results['masks']}: {where}")
+        # The legend leaves out what is never scored: black ("Coaches & Officials") marks annotation gaps.
+        shown = {c: name for c, name in enumerate(CLASS_NAMES) if results["black_is_class"] or c != OFFICIALS}
+        naming = ("" if results["mask_source"] is None else
+                  "The clusters are named on the run's training frames (Hungarian matching, or majority for K > "
+                  "11), never trained on a label: a wrong name, such as pitch stripes as a goalkeeper, is the "
+                  "method's error.")
+        plot_qualitative(rows, out_dir / "qualitative.png", DISPLAY_PALETTE, titles=titles, class_names=shown,
+                         heading=f"{results['method']}, {results['masks']}: {where}", footnote=naming)
     write_atomically(out_dir / "tables.md", results_tables(results, where).encode())
 
 
@@ -190,7 +318,7 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = Non
     results = {
         "method": method, "masks": masks, "mask_source": None if args["supervised"] else args["source"],
         "data": str(data or args["data"]), "size": list(args["size"]), "fold": args["fold"],
-        "folds": args["folds"], "evaluated_on": scored_frames(args),
+        "folds": args["folds"], "max_frames": args["max_frames"], "evaluated_on": scored_frames(args),
         "test_frames": list(evaluated.names), "black_is_class": black_is_class,
         "student_weights": state["student_weights"], "sbm_weights": state["sbm_weights"],
         "protocol": protocol(k, args, black_is_class),
@@ -236,8 +364,10 @@ def pool_folds(run_dir: str | Path, device: str = "cpu") -> dict | None:
     keep = ("method", "masks", "mask_source", "data", "size", "folds", "black_is_class", "student_weights",
             "sbm_weights", "protocol", "lambdas", "seed", "epochs", "clusters")
     results = {key: folds[0][key] for key in keep}
-    results.update({"evaluated_on": f"all {sum(len(f['test_frames']) for f in folds)} labelled frames, "
-                                    f"{results['folds']}-fold cross-validation",
+    scored, max_frames = sum(len(f["test_frames"]) for f in folds), folds[0].get("max_frames")
+    which = (f"{scored} labelled frames spread over the match (--max-frames {max_frames})" if max_frames
+             else f"all {scored} labelled frames")
+    results.update({"evaluated_on": f"{which}, {results['folds']}-fold cross-validation", "max_frames": max_frames,
                     **{key: scores_in_percent(c) for key, c in pooled.items()},
                     "fold_miou": fold_miou, "fold_miou_mean": float(np.mean(fold_miou)),
                     "fold_miou_std": float(np.std(fold_miou, ddof=1)),
@@ -258,102 +388,20 @@ def pool_folds(run_dir: str | Path, device: str = "cpu") -> dict | None:
     return results
 
 
-# ----------------------------------------------------------------------------------------------
-# Tabulating finished runs: the rows of RESULTS.md.
-
-def _mean_std(values) -> dict:
-    values = np.asarray(values, dtype=float)
-    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
-
-
-def summarize_runs(paths: list[str | Path]) -> list[dict]:
-    """Rows from runs' results.json files: runs named NAME-seedS are one row, mean and sample standard
-    deviation over their seeds. Each row: name, seeds, folds, protocol, and as {"mean", "std"}: strict
-    mIoU and FWIoU, per-split mIoU, train-split mIoU, the SBM pseudo-labels' mIoU (test and train
-    frames), the folds' mIoU (`fold_miou`, the folds of every seed together) and every class's IoU
-    (`iou`; the small classes also at the top level, for the table)."""
-    groups: dict[str, list[dict]] = {}
-    for path in sorted(map(Path, paths)):
-        name = path.parent.name if path.name == "results.json" else path.stem
-        groups.setdefault(name.split("-seed")[0], []).append(json.loads(path.read_text()))
-    rows = []
-    for name, runs in groups.items():
-        first = runs[0]
-        iou = {c: _mean_std([np.nan if r["strict"]["iou"][c] is None else r["strict"]["iou"][c]
-                             for r in runs]) for c in CLASS_NAMES}
-        rows.append({
-            "name": name, "seeds": [r["seed"] for r in runs], "mask_source": first["mask_source"],
-            "folds": first["folds"] if "fold_miou" in first else 1, "clusters": first["clusters"],
-            "epochs": first["epochs"], "protocol": first["protocol"],
-            "miou": _mean_std([r["strict"]["miou"] for r in runs]),
-            "fwiou": _mean_std([r["strict"]["fwiou"] for r in runs]),
-            "per_split_miou": _mean_std([r["per_split"]["miou"] for r in runs]),
-            "train_miou": _mean_std([r["train_split"]["miou"] for r in runs]),
-            "pseudo_label_miou": _mean_std([r.get("pseudo_labels", {}).get("miou", np.nan) for r in runs]),
-            "pseudo_label_train_miou": _mean_std([r.get("pseudo_labels_train", {}).get("miou", np.nan)
-                                                  for r in runs]),
-            "fold_miou": _mean_std([m for r in runs for m in r.get("fold_miou", [np.nan])]),
-            "iou": iou, **{CLASS_NAMES[c]: iou[CLASS_NAMES[c]] for c in SMALL_CLASSES},
-        })
-    return rows
-
-
-def nan_as_null(value):
-    """A summary with every NaN (the mean of a class absent from every run) as None: standard JSON's null."""
-    if isinstance(value, dict):
-        return {key: nan_as_null(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [nan_as_null(item) for item in value]
-    return None if isinstance(value, float) and np.isnan(value) else value
-
-
-def summary_table(rows: list[dict]) -> str:
-    """Markdown table of `summarize_runs` rows: mean ± std over seeds (over folds and seeds in the
-    folds column). Rows with K > 11 clusters are named by majority (the secondary protocol)."""
-    def cell(v: dict, n: int) -> str:
-        return "-" if np.isnan(v["mean"]) else f"{v['mean']:.1f}" + (f" ± {v['std']:.1f}" if n > 1 else "")
-
-    small = [CLASS_NAMES[c] for c in SMALL_CLASSES]
-    keys = ["miou", "fwiou", "fold_miou", "per_split_miou", "train_miou", "pseudo_label_miou",
-            "pseudo_label_train_miou", *small]
-    columns = ["run", "masks", "K", "epochs", "folds", "seeds", "mIoU", "FWIoU", "mIoU per fold",
-               "per-split mIoU", "train mIoU", "pseudo-labels mIoU", "pseudo-labels train mIoU", *small]
-    lines = ["| " + " | ".join(columns) + " |", "|---|---|---:|---:|---:|---|" + "---:|" * (len(columns) - 6)]
-    for r in rows:
-        n = len(r["seeds"])
-        sizes = {"fold_miou": n * r["folds"]}
-        masks, seeds = r["mask_source"] or "labels (supervised)", " ".join(map(str, r["seeds"]))
-        cells = [f"`{r['name']}`", masks, r["clusters"], r["epochs"], r["folds"], seeds]
-        cells += [cell(r[k], sizes.get(k, n)) for k in keys]
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
-    return "\n".join(lines)
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Score a trained SoccerSAM student (metrics, figures, tables), "
-                                            "or tabulate finished runs over their seeds with --summarize.")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--checkpoint",
-                      help="RUN/checkpoint.pt (or RUN/fold-F/checkpoint.pt) written by train.py")
-    what.add_argument("--summarize", nargs="+", metavar="RESULTS_JSON",
-                      help="results.json files (RUN/results.json or copies named RUN.json) to tabulate, "
-                           "seeds averaged")
-    p.add_argument("--json", help="with --summarize: also write the rows to this JSON file")
+                                description="Score a trained SoccerSAM student: metrics, Figures 2-3 and Tables "
+                                            "1-2 (studies/summarize.py tabulates finished runs over seeds).")
+    p.add_argument("--checkpoint", required=True,
+                   help="RUN/checkpoint.pt (or RUN/fold-F/checkpoint.pt) written by train.py")
     p.add_argument("--data", help="FSSOD folder; default: the data the run trained on")
     p.add_argument("--black-is-class", action="store_true",
                    help="[protocol] the old counting, to compare old rows: black pixels are class 5, "
                         "Coaches & Officials")
     p.add_argument("--out", help="output folder; default: the checkpoint's folder")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="where the student runs: cuda (bf16 autocast) or cpu")
     a = p.parse_args(argv)
-    if a.summarize:
-        rows = summarize_runs(a.summarize)
-        print(summary_table(rows))
-        if a.json:
-            summary = rows[0] if len(rows) == 1 else rows
-            write_atomically(a.json, (json.dumps(nan_as_null(summary), indent=2) + "\n").encode())
-        return
     r = evaluate_checkpoint(a.checkpoint, a.out, a.device, a.black_is_class, a.data)
     print(f"{r['method']}, {r['masks']}, {r['data']} ({r['evaluated_on']}): mIoU {r['strict']['miou']:.2f}  "
           f"FWIoU {r['strict']['fwiou']:.2f}  (strict); per-split mIoU {r['per_split']['miou']:.2f}")

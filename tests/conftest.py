@@ -1,18 +1,11 @@
-"""Shared test setup: the repository root on sys.path, torch's CPU threads, and the FSSOD folder
-beside the repository."""
+"""Shared test setup: the repository root on sys.path, and the FSSOD folder beside the repository."""
 import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
-
-from utils import cpu_threads  # noqa: E402
-
-# A thread per core while another program keeps a core busy makes the suite many times slower.
-torch.set_num_threads(cpu_threads())
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import classes
 import data
 from classes import CLASSES, CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, OFFICIALS, PALETTE
 from data import FSSOD, colorize, decode_mask, fold_of_frames
-from synthetic import SyntheticScenes, make_scene
+from stand_ins.synthetic import SyntheticScenes, make_scene
 
 
 def test_class_table_matches_classes_json(fssod_root):
@@ -98,7 +98,7 @@ def test_a_few_black_border_pixels_do_not_create_a_class(tmp_path):
     assert (label[-1, :5] == IGNORE_INDEX).all() and not (label == OFFICIALS).any()
     counted = FSSOD(folder, "train", size=(12, 20), labels=True, black_is_class=True)[0]["label"]
     assert (counted[-1, :5] == OFFICIALS).all()
-    from metrics import confusion_matrix, segmentation_scores
+    from evaluate import confusion_matrix, segmentation_scores
     scores = segmentation_scores(confusion_matrix(label, label, NUM_CLASSES))
     assert np.isnan(scores["iou"][OFFICIALS]) and scores["miou"] == 1.0
 

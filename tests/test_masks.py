@@ -8,11 +8,10 @@ import pytest
 import torch
 from scipy import ndimage
 
-from mask_cache import CACHE_FORMAT, MaskCache, build_cache, make_teacher
 from mask_set import MaskSet
-from regions import OracleTeacher, SuperpixelTeacher, connected_regions, masks_from_regions
-from sam_teacher import SamImageEncoder, SamTeacher
-from synthetic import SyntheticScenes, make_scene
+from stand_ins.regions import OracleTeacher, SuperpixelTeacher, connected_regions, masks_from_regions
+from sam_teacher import CACHE_FORMAT, MaskCache, SamImageEncoder, SamTeacher, build_cache, make_teacher
+from stand_ins.synthetic import SyntheticScenes, make_scene
 
 SIZE = (64, 96)
 
@@ -209,10 +208,10 @@ def test_oracle_cache_reads_labels(tmp_path):
 
 
 def test_missing_cache_or_frame_says_how_to_build_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python mask_cache.py .*--source oracle"):
+    with pytest.raises(FileNotFoundError, match="python3 sam_teacher.py .*--source oracle"):
         MaskCache(tmp_path / "nowhere", expected_settings={"source": "oracle"})
     cache = build_cache(SyntheticScenes(1, size=SIZE), SuperpixelTeacher(), tmp_path, progress=False)
-    with pytest.raises(FileNotFoundError, match="python mask_cache.py .*--source superpixel"):
+    with pytest.raises(FileNotFoundError, match="python3 sam_teacher.py .*--source superpixel"):
         cache.load("Frame 1  (1).jpg")
 
 

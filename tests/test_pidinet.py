@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from classes import ADVERTISEMENT, AUDIENCE, GROUND, TEAM_A, TEAM_B
 from data import FSSOD
-from pidinet import DEFAULT_WEIGHTS, PiDiNet, load_pidinet
+from stand_ins.pidinet import DEFAULT_WEIGHTS, PiDiNet, load_pidinet
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -11,7 +11,7 @@ from PIL import Image
 import predict
 import train
 from classes import PALETTE
-from synthetic import make_scene
+from stand_ins.synthetic import make_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 

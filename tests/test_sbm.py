@@ -1,4 +1,5 @@
-"""SBM: eqs. 1-2 against per-mask loops, and the k-means start on synthetic scenes."""
+"""SBM: eqs. 1-2 against per-mask loops and the paper's dense form, and the k-means start on synthetic
+scenes."""
 import numpy as np
 import pytest
 import torch
@@ -7,7 +8,8 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from mask_set import MaskSet
-from sbm import SemanticBridgingModule, ensemble_pseudo_logits, masked_average_pool
+from sbm import (SemanticBridgingModule, ensemble_pseudo_logits, ensemble_pseudo_logits_dense, masked_average_pool,
+                 masked_average_pool_dense)
 from models import build_sbm
 
 
@@ -53,6 +55,21 @@ def test_eq2_averages_overlaps_and_leaves_uncovered_pixels_at_zero():
     empty, nothing = ensemble_pseudo_logits(torch.zeros(0, 4),
                                             MaskSet.from_masks(torch.zeros(0, 5, 6, dtype=torch.bool)))
     assert empty.shape == (4, 5, 6) and not empty.any() and not nothing.any()
+
+
+def test_the_fast_forms_compute_the_papers_dense_eqs_1_and_2():
+    g = torch.Generator().manual_seed(2)
+    # SAM-like overlapping masks on a 16 x 24 frame, F at stride 4; one pixel no mask covers.
+    masks, features, logits = random_masks(g, 6, 16, 24), torch.randn(7, 4, 6, generator=g), torch.randn(6, 3)
+    masks[:, 15, 23] = False
+    mask_set = MaskSet.from_masks(masks)
+    # Eq. 1 as the paper writes it sees F at the masks' size: a pixel takes the feature of its cell.
+    dense_features = F.interpolate(features[None], size=(16, 24), mode="nearest")[0]
+    assert torch.allclose(masked_average_pool(features, mask_set), masked_average_pool_dense(dense_features, masks),
+                          atol=1e-5)
+    fast, covered = ensemble_pseudo_logits(logits, mask_set)
+    assert torch.allclose(fast, ensemble_pseudo_logits_dense(logits, masks), atol=1e-6)
+    assert torch.equal(covered, masks.any(dim=0))
 
 
 def test_sam_backbone_without_checkpoint_says_so():
@@ -134,7 +151,7 @@ def oracle_masks(label):
 
 
 def scene(seed):
-    from synthetic import make_scene
+    from stand_ins.synthetic import make_scene
 
     image, label = make_scene(seed, SIZE)
     return torch.from_numpy(image).permute(2, 0, 1).float() / 255, oracle_masks(label), label

@@ -1,15 +1,18 @@
-"""studies/: the region study end to end on the real frames, and the benchmark's quick CPU run."""
+"""studies/: the region study end to end on the real frames, the summary of runs over seeds, and the
+benchmark's quick CPU run."""
 import json
 import math
 
 import numpy as np
+import pytest
 import torch
 
+from classes import CLASS_NAMES
 from data import open_dataset
-from mask_cache import build_cache
 from mask_set import MaskSet
-from regions import SuperpixelTeacher
-from studies import benchmark, region_study
+from sam_teacher import build_cache
+from stand_ins.regions import SuperpixelTeacher
+from studies import benchmark, region_study, summarize
 
 
 def test_region_quality_counts_pixels_whose_region_agrees_with_them():
@@ -24,8 +27,7 @@ def test_region_quality_counts_pixels_whose_region_agrees_with_them():
 
 def test_every_region_source_is_scored(tmp_path, fssod_root, capsys):
     cache = tmp_path / "cache"
-    build_cache(open_dataset(fssod_root, "all", (64, 96)), SuperpixelTeacher(), cache,
-                            progress=False)
+    build_cache(open_dataset(fssod_root, "all", (64, 96)), SuperpixelTeacher(), cache, progress=False)
     region_study.main(["--data", str(fssod_root), "--caches", str(cache), "--size", "64", "96",
                        "--clusters", "11", "--seeds", "0", "--colour-weights", "0", "1"])
     table = capsys.readouterr().out.split("| regions |")[1]
@@ -39,6 +41,47 @@ def test_cell_lab_colour_gives_known_colours_per_cell():
     assert lab.shape == (1, 3, 1, 2)
     assert torch.allclose(lab[0, :, 0, 0], torch.tensor([53.24, 80.09, 67.20]) / 100, atol=1e-3)
     assert torch.allclose(lab[0, :, 0, 1], torch.zeros(3), atol=1e-4)
+
+
+def test_summarize_runs_averages_the_seeds_of_one_run_and_keeps_others_apart(tmp_path, capsys):
+    def result(miou, seed, pseudo, folds):
+        iou = {name: None if name == "Referee" else miou for name in CLASS_NAMES}
+        r = {"seed": seed, "mask_source": "boundary", "clusters": 11, "epochs": 30, "folds": 5,
+             "protocol": "cv",
+             "strict": {"miou": miou, "fwiou": 2 * miou, "iou": iou},
+             "per_split": {"miou": miou + 1}, "train_split": {"miou": miou - 1}}
+        if pseudo is not None:
+            r.update(pseudo_labels={"miou": pseudo}, pseudo_labels_train={"miou": pseudo + 1})
+        if folds is not None:
+            r["fold_miou"] = folds
+        return r
+
+    for name, miou, seed, pseudo, folds in [("main-seed0", 10.0, 0, 5.0, [8, 12, 10, 9, 11]),
+                                            ("main-seed1", 20.0, 1, 7.0, [18, 22, 20, 19, 21]),
+                                            ("supervised", 50.0, 0, None, None)]:
+        (tmp_path / f"{name}.json").write_text(json.dumps(result(miou, seed, pseudo, folds)))
+    rows = {r["name"]: r for r in summarize.summarize_runs(sorted(tmp_path.glob("*.json")))}
+    assert set(rows) == {"main", "supervised"}
+    assert rows["main"]["seeds"] == [0, 1] and rows["main"]["miou"]["mean"] == 15.0
+    assert rows["main"]["miou"]["std"] == pytest.approx(np.std([10.0, 20.0], ddof=1))
+    assert rows["main"]["fwiou"]["mean"] == 30.0 and rows["main"]["pseudo_label_miou"]["mean"] == 6.0
+    assert rows["main"]["fold_miou"]["mean"] == 15.0 and rows["main"]["folds"] == 5
+    assert np.isnan(rows["main"]["Referee"]["mean"]) and rows["main"]["Ball"]["mean"] == 15.0
+    assert rows["supervised"]["miou"] == {"mean": 50.0, "std": 0.0} and rows["supervised"]["folds"] == 1
+    assert np.isnan(rows["supervised"]["pseudo_label_miou"]["mean"])
+    summarize.main([*map(str, tmp_path.glob("*.json"))])
+    assert ("| `main` | boundary | 11 | 30 | 5 | 0 1 | 15.0 ± 7.1 | 30.0 ± 14.1 | 15.0 ± 5.5 |"
+            in capsys.readouterr().out)
+    summarize.main([*map(str, tmp_path.glob("main-*.json")), "--json", str(tmp_path / "headline.json")])
+    headline = json.loads((tmp_path / "headline.json").read_text(), parse_constant=pytest.fail)  # no NaN
+    assert (headline["miou"]["mean"] == 15.0 and headline["iou"]["Ball"]["mean"] == 15.0
+            and headline["folds"] == 5)
+    assert headline["iou"]["Referee"]["mean"] is None  # absent from every run: null, not NaN
+
+
+def test_summarize_says_in_one_line_that_a_pattern_matched_nothing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such results file"):
+        summarize.main([str(tmp_path / "*" / "results.json")])
 
 
 

@@ -13,9 +13,7 @@ import torch
 from PIL import Image
 
 import evaluate
-import settings
 import train
-import utils
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "64", "96", "--max-frames", "8", "--batch-size", "2", "--source", "superpixel"]
@@ -39,15 +37,35 @@ def run_command(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+# Runs train.py under torchrun and, on every rank, prints a digest of the student and the SBM it trained.
+DIGESTS_OF_EACH_RANK = """
+import hashlib, os, sys
+sys.path.insert(0, os.getcwd())
+import train
+
+built = []
+for name in ("build_student", "build_sbm"):
+    def recording(*args, _build=getattr(train, name), **kwargs):
+        built.append(_build(*args, **kwargs))
+        return built[-1]
+    setattr(train, name, recording)
+train.main(sys.argv[1:])
+digest = hashlib.sha256(b"".join(t.detach().cpu().numpy().tobytes() for model in built
+                                 for t in model.state_dict().values())).hexdigest()[:16]
+sys.stdout.write(f"rank {os.environ['RANK']}: weights digest {digest}\\n")
+"""
+
+
 def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path):
     out, cache = tmp_path / "run", tmp_path / "cache"
-    proc = run_command("-m", "torch.distributed.run", "--nproc_per_node=2", "train.py", *TINY,
+    (tmp_path / "digests.py").write_text(DIGESTS_OF_EACH_RANK)
+    proc = run_command("-m", "torch.distributed.run", "--nproc_per_node=2", str(tmp_path / "digests.py"), *TINY,
                        "--epochs", "2", "--out", str(out), "--cache", str(cache))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    digests = dict(re.findall(r"rank (\d): (student weights digest [0-9a-f]+, "
-                              r"SBM weights digest [0-9a-f]+)", proc.stdout))
+    digests = dict(re.findall(r"rank (\d): weights digest ([0-9a-f]+)", proc.stdout))
     assert set(digests) == {"0", "1"}, proc.stdout[-2000:]
-    # The SBM's prototypes trained on both ranks (its gradients averaged by hand) and stayed identical.
+    # The SBM's prototypes trained on both ranks (its gradients averaged by hand) and stayed identical,
+    # as did the student's weights and BatchNorm statistics.
     assert digests["0"] == digests["1"]
     sbm_optimizer = state_of(out)["optimizers"][1]["state"][0]
     # 8 frames, 2 ranks, batch 2: 2 steps an epoch, 2 epochs.
@@ -56,9 +74,10 @@ def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path):
     assert len(re.findall(r"^epoch \d/2 ", proc.stdout, flags=re.M)) == 2
     assert {p.name for p in out.iterdir()} == RUN_FILES
     assert not list(cache.glob("*.tmp*")) and not list(out.glob(".*"))
-    # The run ends on its score and where its figures are.
-    assert (re.search(r"mIoU \d+\.\d+  FWIoU \d+\.\d+", proc.stdout)
-            and "qualitative.png" in proc.stdout.splitlines()[-1])
+    # The run ends on its score beside its pseudo-labels', and where its figures are.
+    assert (re.search(r"student mIoU \d+\.\d+  FWIoU \d+\.\d+; the SBM's pseudo-labels it learnt from: "
+                      r"mIoU \d+\.\d+", proc.stdout)
+            and re.search(r"^figures: .*qualitative\.png", proc.stdout, flags=re.M))
 
 
 def test_resumed_run_ends_with_the_same_weights(tmp_path):
@@ -122,6 +141,10 @@ def test_cross_validation_on_real_frames_pools_every_fold(tmp_path, fssod_root):
     assert (folds[0]["test_frames"][0] == "Frame 1  (1).jpg"
             and folds[1]["test_frames"][0] == "Frame 1  (49).jpg")
     assert not set(folds[0]["test_frames"]) & set(folds[1]["test_frames"])
+    # --max-frames 4 chose 4 frames spread over the match before the folds divided them: each fold trains
+    # on the other fold's 2 frames, and the pool says how many frames it scored.
+    assert folds[0]["test_frames"] == ["Frame 1  (1).jpg", "Frame 1  (23).jpg"]
+    assert results["evaluated_on"].startswith("4 labelled frames spread over the match (--max-frames 4)")
     assert results["folds"] == 2 and results["fold_miou"] == [f["strict"]["miou"] for f in folds]
     summed = sum(torch.tensor(f["confusion"]["strict"]) for f in folds)
     assert results["confusion"]["strict"] == summed.tolist()
@@ -150,7 +173,7 @@ def test_a_complete_cache_never_builds_the_teacher(tmp_path, monkeypatch):
         raise AssertionError("the teacher was built although the cache holds every frame")
 
     monkeypatch.setattr(train, "make_teacher", no_teacher)
-    monkeypatch.setattr("mask_cache.make_teacher", no_teacher)
+    monkeypatch.setattr("sam_teacher.make_teacher", no_teacher)
     train.main([*common, "--out", str(tmp_path / "second")])
 
 
@@ -195,7 +218,7 @@ def test_unlabelled_frames_train_and_their_predictions_are_drawn(tmp_path):
     frames = tmp_path / "frames"
     frames.mkdir()
     for i in range(4):
-        from synthetic import make_scene
+        from stand_ins.synthetic import make_scene
         Image.fromarray(make_scene(i, (64, 96))[0]).save(frames / f"clip_{i}.jpg")
     out = tmp_path / "run"
     assert train.main(["--data", str(frames), "--size", "64", "96", "--epochs", "1", "--batch-size", "2",
@@ -207,34 +230,24 @@ def test_unlabelled_frames_train_and_their_predictions_are_drawn(tmp_path):
 
 def test_the_default_run_needs_no_download():
     # Synthetic scenes with superpixel masks: no PiDiNet or SAM weights, no dataset.
-    args = settings.parse_args([])
+    args = train.parse_args([])
     assert (args.data, args.source, args.folds) == ("synthetic", "superpixel", 1)
-    assert settings.parse_args(["--data", "frames"]).source == "boundary"
+    assert train.parse_args(["--data", "frames"]).source == "boundary"
 
 
 def test_help_shows_defaults_and_whose_each_flag_is(capsys):
     with pytest.raises(SystemExit):
-        settings.parse_args(["--help"])
+        train.parse_args(["--help"])
     text = capsys.readouterr().out
     assert "(default: 0.001)" in text and "(default: 5)" in text
-    for action in settings.build_parser()._actions[1:]:
+    for action in train.build_parser()._actions[1:]:
         assert any(tag in action.help for tag in ("[paper", "[ablation", "[protocol", "[ours",
                                                   "[analysis")), action.dest
 
 
-def test_cpu_threads_leave_busy_cores_alone(monkeypatch):
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
-    assert utils.cpu_threads() == 4
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.7, 0.0, 0.0))
-    assert utils.cpu_threads() == 1
-    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
-    assert utils.cpu_threads() == 1
-
-
 def test_bad_input_gives_clear_errors(tmp_path):
     with pytest.raises(SystemExit):
-        settings.parse_args(["--source", "photoshop"])
+        train.parse_args(["--source", "photoshop"])
     with pytest.raises(FileNotFoundError, match="not found"):
         train.main([*TINY, "--data", str(tmp_path / "no_such_folder"), "--out", str(tmp_path / "r")])
     with pytest.raises(FileNotFoundError, match="--sam-checkpoint"):
@@ -251,9 +264,9 @@ def test_a_size_the_student_cannot_take_is_refused_before_any_work(tmp_path, cap
 
 def test_at_the_command_line_a_user_error_is_one_line(tmp_path):
     for command in (["train.py", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")],
-                    ["mask_cache.py", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "c")],
+                    ["sam_teacher.py", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "c")],
                     ["evaluate.py", "--checkpoint", str(tmp_path / "none.pt")],
-                    ["mask_cache.py", "--data", "synthetic", "--size", "0", "0",
+                    ["sam_teacher.py", "--data", "synthetic", "--size", "0", "0",
                      "--out", str(tmp_path / "c")]):
         proc = run_command(*command)
         assert proc.returncode != 0

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 
 # Where the weights are looked for: weights/ in this repository (put the download there), then the
 # ../shared folder beside it, which the project's tests and CI have.
-_HERE = Path(__file__).resolve().parent
-DEFAULT_WEIGHTS = next((path for path in (_HERE / "weights/table5_pidinet.pth",
-                                          _HERE.parent / "shared/weights/pidinet/table5_pidinet.pth")
-                        if path.is_file()), _HERE / "weights/table5_pidinet.pth")
+_REPO = Path(__file__).resolve().parents[1]
+DEFAULT_WEIGHTS = next((path for path in (_REPO / "weights/table5_pidinet.pth",
+                                          _REPO.parent / "shared/weights/pidinet/table5_pidinet.pth")
+                        if path.is_file()), _REPO / "weights/table5_pidinet.pth")
 # Configuration carv4 (models/config.py): the 16 pixel-difference layers cycle through these types.
 CARV4 = ("cd", "ad", "rd", "cv") * 4
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -9,7 +9,7 @@ returning masks in SAM's form, (N, H, W) bool, largest first (SPEC point 3):
 - "superpixel": scikit-image's felzenszwalb regions (about 1,000 a frame, far below object level).
 - "oracle": connected components of the ground-truth class regions with the class ids dropped. It
   reads labels, so it is for analysis only: an upper bound on what perfect SAM masks would give.
-Each teacher's `settings` are stored with its cache (mask_cache.py), which refuses to mix them.
+Each teacher's `settings` are stored with its cache (sam_teacher.py), which refuses to mix them.
 """
 import os
 import warnings
@@ -141,7 +141,7 @@ class BoundaryTeacher:
     needs_label = False
 
     def __init__(self, device: str = "cpu", weights: str | None = None, **region_settings: Any) -> None:
-        from pidinet import DEFAULT_WEIGHTS, load_pidinet
+        from stand_ins.pidinet import DEFAULT_WEIGHTS, load_pidinet
 
         weights = str(weights or DEFAULT_WEIGHTS)
         self.network, self.device = load_pidinet(weights, device), device
