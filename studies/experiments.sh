@@ -4,8 +4,8 @@
 #   DATA=path/to/fssod bash studies/experiments.sh ROW[:SEED,SEED...] ...   (seeds default to $SEEDS)
 # Each run is train.py --fold F into RUNS/ROW-seedS/fold-F; the fold that finishes last pools its run
 # into RUNS/ROW-seedS/results.json (5-fold cross-validation). A fold with results.json is skipped, one
-# that has started is resumed. `python evaluate.py --summarize RUNS/*/results.json` tabulates the rows.
-# Build the mask caches first (mask_cache.py --source S --out cache/fssod-S-416x608), so that the
+# that has started is resumed. `python3 studies/summarize.py RUNS/*/results.json` tabulates the rows.
+# Build the mask caches first (sam_teacher.py --source S --out cache/fssod-S-416x608), so that the
 # side-by-side processes do not all build them.
 # On one GPU, start CUDA's multi-process service first (nvidia-cuda-mps-control -d), so that the
 # processes' kernels share the GPU instead of taking turns (RESULTS.md, Speed). Each process holds
@@ -24,6 +24,8 @@ declare -A ROWS=(
   [wo-sbm]="--lambda-sbm 0"                         # Table 2 ablations
   [wo-bd]="--lambda-bd 0"
   [wo-aug]="--lambda-aug 0"
+  [bd-clipped]="--boundary-loss clipped"            # eq. 3 variants (losses.py): the edge clipped, not tanh
+  [bd-two-sided]="--boundary-loss two-sided"        # and no edge off B_SBM (balanced cross-entropy)
   [supervised]="--supervised"                       # Table 1's supervised MobileNet-UNet, 100 epochs
   [oracle]="--source oracle"                        # ANALYSIS: ground-truth regions as the masks
   [k40]="--clusters 40"                             # the many-clusters protocol
