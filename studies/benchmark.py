@@ -2,10 +2,14 @@
 
 The paper sells the student as a *real-time* segmenter, so its inference speed comes first: batch-1
 latency (a live broadcast arrives one frame at a time) and large-batch throughput (offline
-analysis), in fp32 and, on a GPU, in bf16 autocast with channels_last and under torch.compile. The
-same is timed for torchvision's LRASPP-MobileNetV3-Large and FCN-ResNet50, the models of SPEC's
-"Speed references", in the same run: speeds taken on another machine or day do not compare, and the
-student should be at least as fast as LRASPP. Training is the other cost: one full label-free step
+analysis), in fp32 and channels_last on a CPU, in bf16 autocast with channels_last and under
+torch.compile on a GPU, each as shipped and fused for inference (student.fuse_for_inference: batch norms
+folded into the convolutions, the same logits). The same is timed for torchvision's
+LRASPP-MobileNetV3-Large and FCN-ResNet50, the models of SPEC's "Speed references", and for the
+student's decoder before issue 36 (to stride 2), in the same run and in turns (one call of each, then
+the next round): speeds taken on another machine or day do not compare, and the student should be at
+least as fast as LRASPP, which the table's "x LRASPP" column gives variant by variant, beside each
+model's GFLOP per frame and parameters. Training is the other cost: one full label-free step
 as train.py runs it (the SBM's classifier and eq. 2, the student with eq. 7, the two AdamW updates), the
 same with the SBM fixed, the SBM's per-step part alone to show its share, the once-per-run region
 embeddings (frozen backbone and eq. 1), and a supervised cross-entropy step for comparison. Last, the
@@ -18,9 +22,11 @@ caches), then `--repeats` timed calls, and reports the median. On a GPU each cal
 CUDA events; on a CPU with time.perf_counter. Weights are random wherever they would need a
 download: weights do not change speed. The JSON keys named `*_bs32_*` and `*_bs1_*` hold the
 largest and smallest of `--batch-sizes` (32 and 1 unless changed; `throughput_batch_size` and
-`latency_batch_size` say which), each for the fastest variant of that model (`*_variant` says which).
+`latency_batch_size` say which), each for the fastest variant of that model (`*_variant` says which);
+`student_vs_lraspp_bs32` and `_bs1` divide the student's speed by LRASPP's, each at its fastest.
 
     python studies/benchmark.py                             # GPU if there is one; 416 x 608
+    python studies/benchmark.py --device cpu --skip training masks sam   # the CPU ratio at batch 1
     python studies/benchmark.py --quick --device cpu        # CI-sized smoke run
     python studies/benchmark.py --profile --skip inference masks   # where a training step's time goes
 """
@@ -49,7 +55,7 @@ from models import build_sbm  # noqa: E402
 from sam_teacher import SamTeacher, build_cache  # noqa: E402
 from stand_ins.regions import BoundaryTeacher, SuperpixelTeacher  # noqa: E402
 from stand_ins.synthetic import SyntheticScenes, make_scene  # noqa: E402
-from student import LRASPPBaseline, MobileNetUNet  # noqa: E402
+from student import LRASPPBaseline, MobileNetUNet, fuse_for_inference  # noqa: E402
 from utils import write_atomically  # noqa: E402
 
 SECTIONS = ("inference", "training", "masks", "sam")
@@ -57,7 +63,8 @@ SECTIONS = ("inference", "training", "masks", "sam")
 PRESETS = {
     "cuda": dict(size=[416, 608], batch_sizes=[1, 32], repeats=20, warmup=5, train_batch=8, mask_frames=5,
                  sam_points=32),
-    "cpu": dict(size=[416, 608], batch_sizes=[1, 32], repeats=3, warmup=1, train_batch=8, mask_frames=2,
+    # On a CPU the live case, batch 1, and enough turns for a ratio that holds on a shared machine.
+    "cpu": dict(size=[416, 608], batch_sizes=[1], repeats=15, warmup=3, train_batch=8, mask_frames=2,
                 sam_points=8),
     "quick": dict(size=[64, 96], batch_sizes=[1, 2], repeats=3, warmup=1, train_batch=2, mask_frames=1,
                   sam_points=4),
@@ -70,9 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                    help="frame size; default 416 608 (64 96 with --quick)")
     p.add_argument("--batch-sizes", type=int, nargs="+",
-                   help="inference batch sizes; default 1 32 (1 2 with --quick)")
-    p.add_argument("--repeats", type=int, help="timed calls per measurement; default 20 on GPU, 3 on CPU")
-    p.add_argument("--warmup", type=int, help="untimed calls first; default 5 on GPU, 1 on CPU")
+                   help="inference batch sizes; default 1 32 on GPU, 1 on CPU (1 2 with --quick)")
+    p.add_argument("--repeats", type=int, help="timed calls per measurement; default 20 on GPU, 15 on CPU")
+    p.add_argument("--warmup", type=int, help="untimed calls first; default 5 on GPU, 3 on CPU")
     p.add_argument("--train-batch", type=int,
                    help="frames per training step; default 8 (train.py's), 2 with --quick")
     p.add_argument("--mask-frames", type=int,
@@ -158,13 +165,16 @@ def timed_calls(module: nn.Module, device: torch.device) -> Iterator[list[float]
         times.extend(watch.ms() for watch in watches)
 
 
-def row(section: str, what: str, variant: str, batch: int | None, ms: float | None, note: str = "") -> dict:
-    """One line of the table: `img_per_s` is batch images per `ms` (None where it means nothing)."""
+def row(section: str, what: str, variant: str, batch: int | None, ms: float | None, note: str = "",
+        gflops: float | None = None, parameters: int | None = None, vs_lraspp: float | None = None) -> dict:
+    """One line of the table: `img_per_s` is batch images per `ms` (None where it means nothing);
+    inference rows add the model's GFLOP per image, its parameters and its speed over LRASPP's in the
+    same variant and batch (`vs_lraspp`, above 1 when faster)."""
     img_per_s = batch * 1e3 / ms if ms and batch else None
     print(f"  {section:<10} {what} [{variant}] batch {batch or '-'}: "
           f"{'-' if ms is None else f'{ms:.2f} ms'} {note}", file=sys.stderr, flush=True)
     return dict(section=section, what=what, variant=variant, batch=batch, ms=ms, img_per_s=img_per_s,
-                note=note)
+                gflops=gflops, parameters=parameters, vs_lraspp=vs_lraspp, note=note)
 
 
 def failure(error: Exception) -> str:
@@ -191,18 +201,27 @@ class Variant(NamedTuple):
     name: str
     bf16: bool  # autocast to bfloat16 (GPU only: bf16 convolutions on a CPU are slower than fp32)
     channels_last: bool  # NHWC memory layout, the one tensor cores read directly
+    fused: bool  # student.fuse_for_inference: batch norms folded into the convolutions, same logits
     compiled: bool
 
 
 def inference_models(num_classes: int) -> dict[str, Callable[[], nn.Module]]:
-    """Builders, so that only one model (and its copies) is in memory at a time."""
+    """Builders of the models timed against each other, the student first and LRASPP, the reference
+    of the "x LRASPP" column, second."""
     return {
         "student": lambda: MobileNetUNet(num_outputs=num_classes),
         # the one `train.py --student lraspp` trains
         "lraspp": lambda: LRASPPBaseline(num_outputs=num_classes),
+        # the student's decoder before issue 36 (`train.py --decoder-stride 2`)
+        "student_stride2": lambda: MobileNetUNet(num_outputs=num_classes, decoder_stride=2),
         "fcn": lambda: OutputOnly(fcn_resnet50(weights=None, weights_backbone=None, num_classes=num_classes,
                                                aux_loss=False)),
     }
+
+
+# fuse_for_inference folds the batch norms it finds in an nn.Sequential or an EfficientNet block; most
+# of ResNet's are in neither, so FCN has no fused rows.
+FUSABLE = {"student", "lraspp", "student_stride2"}
 
 
 def describe(model: nn.Module) -> str:
@@ -212,12 +231,26 @@ def describe(model: nn.Module) -> str:
             f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
 
 
+def gflops_per_image(model: nn.Module, size: list[int]) -> float:
+    """Floating-point operations of one forward pass on one (3, H, W) frame, in billions (a multiply-add
+    counts two), counted by torch.utils.flop_counter on a weightless copy on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        copy.deepcopy(model).eval().to("meta")(torch.empty(1, 3, *size, device="meta"))
+    return counter.get_total_flops() / 1e9
+
+
 def inference_variants(device: torch.device, with_compile: bool) -> list[Variant]:
     if device.type == "cuda":
         # "fp32" here lets cuDNN use TF32 for convolutions, PyTorch's default.
-        variants = [Variant("fp32", False, False, False), Variant("bf16+channels_last", True, True, False)]
+        variants = [Variant("fp32", False, False, False, False),
+                    Variant("bf16+channels_last", True, True, False, False),
+                    Variant("bf16+channels_last fused", True, True, True, False)]
     else:
-        variants = [Variant("fp32", False, False, False)]
+        variants = [Variant("fp32", False, False, False, False), Variant("fp32 fused", False, False, True, False),
+                    Variant("fp32+channels_last", False, True, False, False),
+                    Variant("fp32+channels_last fused", False, True, True, False)]
     if with_compile:
         best = variants[-1]
         variants.append(best._replace(name=f"{best.name}+compile", compiled=True))
@@ -225,7 +258,7 @@ def inference_variants(device: torch.device, with_compile: bool) -> list[Variant
 
 
 def prepare(model: nn.Module, variant: Variant, device: torch.device, compile_mode: str) -> nn.Module:
-    model = copy.deepcopy(model).to(device).eval()
+    model = (fuse_for_inference(model) if variant.fused else copy.deepcopy(model)).to(device).eval()
     if variant.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if variant.compiled:
@@ -246,6 +279,21 @@ def inference_call(model: nn.Module, variant: Variant, batch: int, size: list[in
     return run
 
 
+def median_ms_in_turns(calls: dict[str, Callable[[], object]], device: torch.device, warmup: int,
+                       repeats: int) -> dict[str, float]:
+    """Median milliseconds of each call, the calls taking turns (a b c, then c b a, ...): a slow spell
+    of a shared machine falls on every model alike, so their ratios hold where the times do not."""
+    names = list(calls)
+    for _ in range(warmup):
+        for name in names:
+            calls[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for turn in range(repeats):
+        for name in names if turn % 2 == 0 else names[::-1]:
+            times[name].append(time_call_ms(calls[name], device))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def fastest(times: dict[tuple[str, str, int], float], model: str, batch: int) -> tuple[str, float] | None:
     """(variant, ms) of the fastest variant of `model` at `batch`, None if all failed."""
     found = [(ms, variant) for (m, variant, b), ms in times.items() if m == model and b == batch]
@@ -254,40 +302,53 @@ def fastest(times: dict[tuple[str, str, int], float], model: str, batch: int) ->
 
 def benchmark_inference(args: argparse.Namespace, device: torch.device) -> tuple[list[dict], dict]:
     rows, times, summary = [], {}, {}
-    for name, build in inference_models(NUM_CLASSES).items():
-        base = build()
-        summary[f"{name}_description"] = describe(base)
-        for variant in inference_variants(device, args.compile):
-            model = prepare(base, variant, device, args.compile_mode)
-            for batch in args.batch_sizes:
+    models = {name: build() for name, build in inference_models(NUM_CLASSES).items()}
+    for name, model in models.items():
+        cost = dict(gflops=gflops_per_image(model, args.size), parameters=sum(p.numel() for p in model.parameters()))
+        summary.update({f"{name}_description": describe(model), **{f"{name}_{k}": v for k, v in cost.items()}})
+    for variant in inference_variants(device, args.compile):
+        prepared = {name: prepare(model, variant, device, args.compile_mode) for name, model in models.items()
+                    if name in FUSABLE or not variant.fused}
+        for batch in args.batch_sizes:
+            calls, notes = {}, {}
+            for name, model in prepared.items():
                 try:
-                    run = inference_call(model, variant, batch, args.size, device)
+                    calls[name] = inference_call(model, variant, batch, args.size, device)
                     # The first call compiles (compiled variants) and finds cuDNN algorithms: timed apart.
-                    first_s = time_call_ms(run, device) / 1e3
-                    ms = median_ms(run, device, args.warmup, args.repeats)
+                    first_s = time_call_ms(calls[name], device) / 1e3
+                    notes[name] = f"first call {first_s:.1f} s" if variant.compiled else ""
                 except Exception as error:  # a compile or memory failure must not end the benchmark
-                    rows.append(row("inference", name, variant.name, batch, None, failure(error)))
-                    continue
-                times[name, variant.name, batch] = ms
-                rows.append(row("inference", name, variant.name, batch, ms,
-                                f"first call {first_s:.1f} s" if variant.compiled else ""))
-            del model
-            if variant.compiled:
-                torch._dynamo.reset()  # frees the compiled graphs and CUDA graph memory pools
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+                    calls.pop(name, None)
+                    notes[name] = failure(error)
+            measured = median_ms_in_turns(calls, device, args.warmup, args.repeats)
+            for name in prepared:
+                ms = measured.get(name)
+                if ms is not None:
+                    times[name, variant.name, batch] = ms
+                vs_lraspp = measured["lraspp"] / ms if ms and "lraspp" in measured else None
+                rows.append(row("inference", name, variant.name, batch, ms, notes[name],
+                                gflops=summary[f"{name}_gflops"], parameters=summary[f"{name}_parameters"],
+                                vs_lraspp=vs_lraspp))
+        del prepared, calls
+        if variant.compiled:
+            torch._dynamo.reset()  # frees the compiled graphs and CUDA graph memory pools
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     throughput_batch, latency_batch = max(args.batch_sizes), min(args.batch_sizes)
     summary.update(throughput_batch_size=throughput_batch, latency_batch_size=latency_batch)
-    for name in inference_models(NUM_CLASSES):
+    for name in models:
         if best := fastest(times, name, throughput_batch):
             summary[f"{name}_bs32_variant"] = best[0]
             summary[f"{name}_bs32_img_per_s"] = throughput_batch * 1e3 / best[1]
         if best := fastest(times, name, latency_batch):
             summary[f"{name}_bs1_variant"] = best[0]
             summary[f"{name}_bs1_latency_ms"] = best[1]
+    # Each model at its fastest variant (the table's "x LRASPP" column compares them variant by variant).
     if "student_bs32_img_per_s" in summary and "lraspp_bs32_img_per_s" in summary:
         summary["student_vs_lraspp_bs32"] = (summary["student_bs32_img_per_s"]
                                              / summary["lraspp_bs32_img_per_s"])
+    if "student_bs1_latency_ms" in summary and "lraspp_bs1_latency_ms" in summary:
+        summary["student_vs_lraspp_bs1"] = summary["lraspp_bs1_latency_ms"] / summary["student_bs1_latency_ms"]
     return rows, summary
 
 
@@ -451,11 +512,13 @@ def print_table(rows: list[dict]) -> None:
     def number(x: float | None) -> str:
         return "-" if x is None else f"{x:,.1f}" if x >= 10 else f"{x:.2f}"
 
-    print("| section | what | variant | batch | ms (median) | img/s | note |")
-    print("|---|---|---|---:|---:|---:|---|")
+    print("| section | what | variant | batch | ms (median) | img/s | x LRASPP | GFLOP/img | params (M) | note |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
+        parameters = None if r.get("parameters") is None else r["parameters"] / 1e6
         print(f"| {r['section']} | {r['what']} | {r['variant']} | {r['batch'] or '-'} | {number(r['ms'])} "
-              f"| {number(r['img_per_s'])} | {r['note']} |")
+              f"| {number(r['img_per_s'])} | {number(r.get('vs_lraspp'))} | {number(r.get('gflops'))} "
+              f"| {number(parameters)} | {r['note']} |")
 
 
 def write_json(path: str, results: dict) -> None:
