@@ -8,7 +8,7 @@ mask `Frame 1  (N).jpg___fuse.png` beside it, 11 classes from the goal bar to th
 paper resizes every frame to 416 x 608 (H x W); so do we, images bilinearly with antialiasing and
 masks with nearest neighbour so that every label stays one of the 11 ids.
 
-Two facts of the masks decide how we score (SPEC, "Facts measured later"):
+Two facts of the masks, measured on the 100 published frames, decide how we score:
 - **Black is not a class.** "Coaches & Officials" is black (0, 0, 0) in `classes.json`, but no frame
   shows one: the 3,581 black pixels of the 100 published frames are annotation gaps, nearly all in the
   bottom two rows. Black pixels are read as unlabelled (`IGNORE_INDEX`, like 255) by default, so scores

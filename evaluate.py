@@ -9,7 +9,7 @@ class's IoU by its share of the labelled pixels. FSSOD's black pixels are unlabe
 "Coaches & Officials" never occurs and scores are over the 10 classes that do.
 
 The paper does not say how a label-free student's K output channels get class names. They are clusters
-and must be named before they can be scored (SPEC point 2). Strict protocol, our headline: Hungarian
+and must be named before they can be scored. Strict protocol, our headline: Hungarian
 matching (K = 11) on the confusion matrix of the frames the run *trained* on fixes one channel -> class
 mapping, which is then applied unchanged to its test frames. Per-split protocol, the usual one in
 unsupervised segmentation and reported beside it, labelled as such: the matching is fitted on the test
@@ -39,7 +39,7 @@ from sam_teacher import MaskCache, build_cache, make_teacher, missing_frames
 from utils import report_user_errors, write_atomically
 
 # ----------------------------------------------------------------------------------------------
-# The paper's scores, and how label-free clusters are named (SPEC point 2).
+# The paper's scores, and how label-free clusters are named.
 
 def _as_numpy(array) -> np.ndarray:
     if isinstance(array, torch.Tensor):
@@ -136,7 +136,7 @@ def remap_confusion(conf: np.ndarray, mapping: np.ndarray) -> np.ndarray:
 
 def name_channels(conf: np.ndarray, supervised: bool) -> np.ndarray:
     """Output channel -> class: the identity for the supervised baseline, else Hungarian matching
-    (K = 11) or majority naming (K > 11) on `conf` (SPEC point 2)."""
+    (K = 11) or majority naming (K > 11) on `conf`."""
     if supervised:
         return np.arange(conf.shape[1])
     return hungarian_match(conf) if conf.shape[1] == conf.shape[0] else majority_match(conf)

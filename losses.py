@@ -86,7 +86,7 @@ def boundary_consistency_loss(student_logits: torch.Tensor, target_edges: torch.
     The student must draw a strong edge on every pixel of the target boundary map, B_SBM
     (`sbm_boundary`) in the paper. B_s = tanh(sharpness * sobel_edges(softmax(student))): deviation
     from the paper, which thresholds B_s too; a threshold has zero gradient almost everywhere, so we
-    use this soft edge strength in [0, 1) instead (SPEC point 6). With sharpness 20, a clean step
+    use this soft edge strength in [0, 1) instead. With sharpness 20, a clean step
     (strength 1) or a corner pixel (strength about 0.35) gives B_s above 0.999; a flat student gives 0.
     What it does not tell apart (tests/test_losses.py): B_s saturates from a strength of about 0.15, so
     a student of i.i.d. logit noise (sigma 0.5) scores 0.015, nearly the clean step's 0. Nor does eq. 3

@@ -20,7 +20,7 @@ CHECKPOINT_KEYS = {"epoch", "args", "student", "sbm", "student_weights"}
 def build_sbm(clusters: int, backbone: str = "efficientnet_lite0",
               sam_checkpoint: str | None = None) -> SemanticBridgingModule:
     """The SBM on its frozen backbone (--sbm-backbone): SAM's image encoder, the paper's, or an ImageNet
-    encoder like the student's (SPEC point 5; "random" is the untrained ablation)."""
+    encoder like the student's, whose weights install offline ("random" is the untrained ablation)."""
     if backbone == "sam":
         return SemanticBridgingModule(SamImageEncoder(sam_checkpoint), [0], clusters)
     encoder = MobileNetEncoder("efficientnet_lite0" if backbone == "random" else backbone,
@@ -67,7 +67,7 @@ def trained_sbm(state: dict, device: str | torch.device = "cpu") -> SemanticBrid
 @torch.no_grad()
 def prior_region_classes(checkpoint: str | Path, frames: list[tuple[torch.Tensor, MaskSet]],
                          num_classes: int, device: torch.device) -> list[torch.Tensor]:
-    """ANALYSIS ONLY (uses labels; SPEC point 7): each region's class is the majority of what a
+    """ANALYSIS ONLY (uses labels): each region's class is the majority of what a
     supervised student (its checkpoint) predicts over its pixels. frames: (image, masks) on `device`."""
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"--sbm-prior: no checkpoint at {checkpoint}; train a --supervised run "

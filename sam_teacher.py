@@ -11,7 +11,7 @@ cache folder, one `<frame name>.npz` per frame holding its `MaskSet` (mask_set.p
 so that an interrupted build resumes where it stopped; `settings.json` records the teacher and its
 settings, and a cache made with other settings is refused. Training reads the cache and never loads
 SAM once every frame is there. The paper does not say this; it is the obvious reading of a frozen
-teacher (SPEC point 4).
+teacher.
 
 Without a SAM checkpoint (none can be downloaded on our machines) the masks come from the stand-ins
 of stand_ins/regions.py, in SAM's own form: PiDiNet regions (the default), superpixels, and the
@@ -140,7 +140,7 @@ def sort_by_area(masks: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
-# The mask sources, and the cache that computes their masks once per frame (SPEC point 4).
+# The mask sources, and the cache that computes their masks once per frame.
 
 SOURCES = ("sam", "boundary", "superpixel", "oracle")
 SETTINGS_FILE = "settings.json"
@@ -375,14 +375,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sam-checkpoint", help="official SAM checkpoint, e.g. sam_vit_b_01ec64.pth")
     parser.add_argument("--size", type=int, nargs=2, default=(416, 608), metavar=("H", "W"),
                         help="[paper] frame size")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where the teacher runs: cuda or cpu")
     parser.add_argument("--out", required=True, help="cache folder")
     args = parser.parse_args(argv)
     check_size(args.size)
 
     dataset = open_dataset(args.data, args.split, tuple(args.size), labels=args.source == "oracle")
     teacher = make_teacher(args.source, args.sam_checkpoint, args.device)
-    cache = build_cache(dataset, teacher, args.out)
+    try:
+        cache = build_cache(dataset, teacher, args.out)
+    except KeyboardInterrupt:
+        # Every frame's file is written atomically: the frames done are kept, and a rerun skips them.
+        raise SystemExit(f"stopped (Ctrl-C): {args.out} keeps the masks of every finished frame; the same "
+                         "command continues") from None
     print(f"{len(cache)} frames cached in {args.out} ({args.source} masks)", file=sys.stderr)
 
 

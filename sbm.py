@@ -9,13 +9,13 @@ pretrained backbone ("a frozen backbone" with "pretrained semantic priors", in t
 handed to the SBM ready-made: models.py's `build_sbm` picks EfficientNet-Lite0 or SAM's image encoder.
 
 The paper says its SBM "adopts a lightweight architecture similar to MobileNet-UNet" (section 3.1) and
-does not say how it learns classes without labels (SPEC point 1). Ours is a frozen MobileNet-class
+does not say how it learns classes without labels, and no label may teach it here. Ours is a frozen MobileNet-class
 encoder for F (no decoder: eq. 1 pools it) and a cosine classifier over K prototypes, one per cluster,
 that start as spherical k-means centres of the region embeddings of all training frames
 (`start_prototypes`): label-free, and on frozen pretrained features already the strongest naive floor
-in SPEC. After that start the prototypes are the SBM's trainable part, updated by the paper's second
+among the naive label-free floors we measured (RESULTS.md). After that start the prototypes are the SBM's trainable part, updated by the paper's second
 AdamW (section 3.1) from the one signal the paper gives it, the student's eq. 4 (train.py). The clusters
-are named only at evaluation, by Hungarian matching (SPEC point 2).
+are named only at evaluation, by Hungarian matching (evaluate.py).
 
 F is frozen and a frame's masks never change, so a frame's v_i (eq. 1) are constants of a run:
 train.py computes them once per frame and each step runs only the classifier and eq. 2
@@ -230,7 +230,7 @@ class SemanticBridgingModule(nn.Module):
         (eq. 1) of all training frames, each region weighted by area ** AREA_POWER.
 
         embeddings[f]: (N_f, D) of masks[f], one pair per training frame. region_classes (ANALYSIS ONLY,
-        uses labels; SPEC point 7): one class id per region of each frame, from a labelled prior; the
+        uses labels): one class id per region of each frame, from a labelled prior; the
         prototypes are then the class means instead of k-means centres.
         """
         points = F.normalize(torch.cat(embeddings).float(), dim=1)

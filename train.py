@@ -398,10 +398,10 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
             # DDP averages gradients but each rank keeps its own BatchNorm running statistics after the
             # last step; rank 0's are the ones saved, so every rank takes them.
             broadcast_from_rank0(student.buffers())
-        if rank == 0:
+        if rank == 0:  # the epoch's checkpoint first, then its line: a logged epoch is a kept one
+            save_checkpoint(checkpoint, epoch, run, student, sbm, optimizers)
             print(f"epoch {epoch + 1}/{run.epochs}  " + "  ".join(f"{k} {v / len(loader):.4f}"
                                                                for k, v in totals.items()))
-            save_checkpoint(checkpoint, epoch, run, student, sbm, optimizers)
         barrier(world)
 
     if rank == 0 and not run.unlabelled:  # 5. evaluation (a fold's figures are drawn for the pooled run)

@@ -2,7 +2,7 @@
 
 SAM's checkpoints cannot be downloaded on every machine (ours included), so the teacher's masks
 M_1..M_N (paper section 2.1, sam_teacher.py) also come from three sources that need none, each
-returning masks in SAM's form, (N, H, W) bool, largest first (SPEC point 3):
+returning masks in SAM's form, (N, H, W) bool, largest first:
 - "boundary", the default: object-level regions cut along the edges of PiDiNet (pidinet.py), a small
   class-agnostic edge detector trained on natural-image boundaries (BSDS500), no football data.
   Label-free, so its results are headline numbers, labelled "PiDiNet regions" rather than SAM.

@@ -5,7 +5,7 @@ latency (a live broadcast arrives one frame at a time) and large-batch throughpu
 analysis), in fp32 and channels_last on a CPU, in bf16 autocast with channels_last and under
 torch.compile on a GPU, each as shipped and fused for inference (student.fuse_for_inference: batch norms
 folded into the convolutions, the same logits). The same is timed for torchvision's
-LRASPP-MobileNetV3-Large and FCN-ResNet50, the models of SPEC's "Speed references", and for the
+LRASPP-MobileNetV3-Large and FCN-ResNet50, the models a user would pick instead, and for the
 student's decoder before issue 36 (to stride 2), in the same run and in turns (one call of each, then
 the next round): speeds taken on another machine or day do not compare, and the student should be at
 least as fast as LRASPP, which the table's "x LRASPP" column gives variant by variant, beside each

@@ -4,8 +4,10 @@ import builtins
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -288,3 +290,22 @@ def test_figure_3_draws_every_stage_of_a_label_free_run(tmp_path):
     assert rows[0]["teacher's masks"].shape == (64, 96, 3) and rows[0]["student"].shape == (64, 96)
     # Pseudo-labels and prediction are named by the same mapping.
     assert (rows[0]["SBM pseudo-labels"] == 3).all() and (rows[0]["student"] == 3).all()
+
+
+def test_ctrl_c_stops_training_with_one_line_that_says_how_to_continue(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "train.py", *TINY, "--epochs", "50", "--out", str(out),
+                             "--cache", str(tmp_path / "cache")], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in proc.stdout:  # wait for the first finished epoch
+        if line.startswith("epoch 1/50"):
+            break
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - started < 5 and proc.returncode == 1
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == (
+        f"stopped (Ctrl-C): {out} keeps every finished epoch, the mask cache every finished frame; continue "
+        f"with: python3 train.py --resume --out {out}")
+    assert state_of(out)["epoch"] >= 0
