@@ -3,21 +3,33 @@
     python3 predict.py --checkpoint RUN/checkpoint.pt --input FOLDER_OR_VIDEO --out DIR [--overlay]
 
 Each frame (a folder of .jpg/.png frames of any size, or a video file read as a stream with PyAV) is
-resized to the run's training size, segmented by the student in batches (bf16 and channels_last on a
-GPU, `--compile` optionally), and its mask resized back to the frame's own size by nearest neighbour.
-Masks are palettised PNGs (mode P, as Pascal VOC's masks: a pixel's value is its id, the palette shows
-it), named after the frame (`frame_000123.png` for a video): FSSOD class ids in FSSOD's colours where the
-run's clusters have names (the strict mapping evaluate.py fitted on the run's training frames and stored
-in its results.json), cluster ids otherwise (a run on unlabelled frames); `legend.png` says which is
-which. Decoding runs in DataLoader worker processes beside the GPU, writing in threads beside both.
+brought to the run's training size, segmented by the student in batches (channels_last; bf16 on a GPU or
+a CPU with native bf16; `--compile` optionally) and its argmax taken at that size. Masks are palettised
+PNGs (mode P, as Pascal VOC's masks: a pixel's value is its id), resized to the frame's own size by
+nearest neighbour and named after the frame (`frame_000123.png` for a video). The values are FSSOD class
+ids where the run's clusters have names (the strict mapping evaluate.py fitted on the run's training
+frames and stored in its results.json), cluster ids otherwise. The palette inside the PNGs, `legend.png`
+and the overlays are for display only: figures.py's distinguishable colours, not FSSOD's own (which make
+Team A and Goalkeeper A the same yellow). `--overlay` adds each frame with its mask blended over it: JPEGs
+in `overlays/` for a folder, one `overlay.mp4` for a video (written only by a run that sees every frame,
+so not by a `--resume` that skips some).
+
+Decoding (worker processes: JPEGs at reduced scale with PIL's draft mode; or the GPU, with nvJPEG), the
+student, and PNG encoding (worker processes) run side by side; the last line says how long the main loop
+waited for each, so which one sets the pace. The clock starts after the warm-up (compilation included)
+and the workers' start. Ctrl-C stops within a second or two, keeping every mask already written.
 """
 import argparse
 import io
-import json
+import multiprocessing
 import os
+import shlex
+import signal
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -30,31 +42,36 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 from tqdm import tqdm
 
-from classes import CLASS_NAMES, PALETTE
-from figures import cluster_palette
+from classes import CLASS_NAMES
+from figures import DISPLAY_PALETTE, cluster_palette
 from models import load_checkpoint, trained_student
+from student import fuse_for_inference
 from utils import report_user_errors, write_atomically
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
-OVERLAYS = "overlays"
+OVERLAYS, OVERLAY_VIDEO = "overlays", "overlay.mp4"
 
 
-def decode(item: dict, rgb: np.ndarray, size: tuple[int, int], overlay: bool) -> dict:
-    """A decoded frame as the student takes it: (3, H, W) uint8 at the run's size (the bilinear resize of
-    data.py), with the frame's own size, and the frame itself when an overlay is drawn."""
-    frame = Image.fromarray(rgb)
-    resized = np.asarray(frame.resize((size[1], size[0]), resample=Image.Resampling.BILINEAR))
-    item.update(image=torch.from_numpy(resized.transpose(2, 0, 1).copy()), frame_size=rgb.shape[:2])
-    if overlay:
-        item["frame"] = rgb
-    return item
+def decode_image(file, size: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+    """An image file (path or file object) -> ((H, W, 3) uint8 at the run's size=(H, W), the frame's own (H, W)).
+
+    A JPEG is decoded at the smallest of 1/2, 1/4, 1/8 scale that still covers `size` (libjpeg's DCT
+    scaling, PIL's draft mode): a 1080p frame for 416 x 608 decodes in half the time. Then data.py's
+    bilinear resize. Deviation: the training frames were decoded at full scale; the two inputs differ by
+    about 2 grey levels on average."""
+    with Image.open(file) as opened:
+        frame_size = (opened.height, opened.width)
+        opened.draft("RGB", (size[1], size[0]))  # a no-op for PNGs
+        rgb = opened.convert("RGB").resize((size[1], size[0]), resample=Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.asarray(rgb).copy()), frame_size
 
 
 class FolderFrames(Dataset):
-    """The frames of a folder, in name order; an unreadable one comes back with its `error`."""
+    """The frames of a folder, in name order: decoded (`image`), or as the file's bytes (`jpeg`) for the
+    device to decode; an unreadable one comes back with its `error`."""
 
-    def __init__(self, folder: Path, names: list[str], size: tuple[int, int], overlay: bool):
-        self.folder, self.names, self.size, self.overlay = folder, names, size, overlay
+    def __init__(self, folder: Path, names: list[str], size: tuple[int, int], jpeg_bytes: bool):
+        self.folder, self.names, self.size, self.jpeg_bytes = folder, names, size, jpeg_bytes
 
     def __len__(self) -> int:
         return len(self.names)
@@ -63,19 +80,32 @@ class FolderFrames(Dataset):
         name = self.names[index]
         item = {"name": name, "mask_name": Path(name).stem + ".png"}
         try:
-            with Image.open(self.folder / name) as opened:
-                rgb = np.asarray(opened.convert("RGB"))
+            if self.jpeg_bytes:
+                data = (self.folder / name).read_bytes()
+                return {**item, "jpeg": torch.from_numpy(np.frombuffer(data, dtype=np.uint8).copy())}
+            image, frame_size = decode_image(self.folder / name, self.size)
         except (OSError, SyntaxError) as error:
             return {**item, "error": f"cannot read this image ({error})"}
-        return decode(item, rgb, self.size, self.overlay)
+        return {**item, "image": image, "frame_size": frame_size}
 
 
 class VideoFrames(IterableDataset):
-    """A video's frames in order, decoded as a stream (one worker process): memory does not grow with
-    the video's length. `skip` names the masks already written, whose frames are decoded but not served."""
+    """A video's frames in order, decoded as a stream (one worker process, several decoding threads):
+    memory does not grow with the video's length. `skip` names the masks already written, whose frames are
+    decoded but not served; with `overlay` each frame also comes at its own size (`frame`)."""
 
     def __init__(self, path: Path, size: tuple[int, int], overlay: bool, skip: set[str]):
+        import av
+
         self.path, self.size, self.overlay, self.skip = path, size, overlay, skip
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                self.frames, self.rate = stream.frames or None, stream.average_rate or 25  # 25: PAL's, if unsaid
+                self.frame_size = (stream.codec_context.height, stream.codec_context.width)
+        except (av.FFmpegError, IndexError) as error:
+            raise ValueError(f"--input {path}: cannot read it as a video ({error}); pass a folder of "
+                             ".jpg/.png frames or a video file") from None
 
     def __iter__(self):
         import av
@@ -83,26 +113,37 @@ class VideoFrames(IterableDataset):
         if (get_worker_info() or argparse.Namespace(id=0)).id:
             return  # a second worker would decode the same stream again
         with av.open(str(self.path)) as container:
-            for index, frame in enumerate(container.decode(video=0)):
+            stream = container.streams.video[0]
+            stream.codec_context.thread_type = "AUTO"
+            for index, frame in enumerate(container.decode(stream)):
                 name = f"frame_{index:06d}.png"
-                if name not in self.skip:
-                    yield decode({"name": name, "mask_name": name}, frame.to_ndarray(format="rgb24"), self.size,
-                                 self.overlay)
+                if name in self.skip:
+                    continue
+                # One swscale pass converts to RGB and resizes (bilinear), as PIL does for a folder's frames.
+                small = frame.reformat(width=self.size[1], height=self.size[0], format="rgb24").to_ndarray()
+                item = {"name": name, "mask_name": name, "image": torch.from_numpy(small),
+                        "frame_size": (frame.height, frame.width)}
+                if self.overlay:
+                    item["frame"] = torch.from_numpy(frame.to_ndarray(format="rgb24"))
+                yield item
 
 
 def collate(items: list[dict]) -> dict:
-    """Readable frames stack into a batch; the unreadable ones ride along as (name, error) pairs."""
+    """Readable frames stack into a batch (`image` (B, H, W, 3) uint8, or a list of `jpeg` bytes); the
+    unreadable ones ride along as (name, error) pairs."""
     good = [it for it in items if "error" not in it]
-    batch = {key: [it[key] for it in good] for key in ("name", "mask_name", "frame_size", "frame") if
-             good and key in good[0]}
-    batch["image"] = torch.stack([it["image"] for it in good]) if good else None
+    batch = {key: [it[key] for it in good] for key in ("name", "mask_name", "frame_size", "frame", "jpeg")
+             if good and key in good[0]}
+    if good and "image" in good[0]:
+        batch["image"] = torch.stack([it["image"] for it in good])
     batch["errors"] = [(it["name"], it["error"]) for it in items if "error" in it]
     return batch
 
 
-def open_frames(source: Path, size: tuple[int, int], out: Path, overlay: bool, resume: bool):
-    """(dataset, number of frames to do or None for a video) of --input, skipping frames with a mask
-    in --out when resuming."""
+def open_frames(source: Path, size: tuple[int, int], out: Path, overlay: bool, resume: bool,
+                jpegs_on_device: bool) -> Dataset | IterableDataset:
+    """The frames of --input, skipping those with a mask in --out when resuming; a folder's JPEGs come as
+    bytes when the device decodes them."""
     done = {p.name for p in out.glob("*.png") if p.name != "legend.png"} if resume else set()
     if source.is_dir():
         names = sorted(p.name for p in source.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
@@ -110,148 +151,311 @@ def open_frames(source: Path, size: tuple[int, int], out: Path, overlay: bool, r
             raise FileNotFoundError(f"--input {source} holds no {'/'.join(FRAME_SUFFIXES)} frames: pass a folder "
                                     "of frames or a video file")
         todo = [n for n in names if Path(n).stem + ".png" not in done]
-        return FolderFrames(source, todo, size, overlay), len(todo)
+        all_jpeg = all(Path(n).suffix.lower() in (".jpg", ".jpeg") for n in names)
+        return FolderFrames(source, todo, size, jpegs_on_device and all_jpeg)
     if not source.is_file():
         raise FileNotFoundError(f"--input {source} not found: pass a folder of frames or a video file")
-    import av
+    return VideoFrames(source, size, overlay, done)
 
+
+def device_images(batch: dict, size: tuple[int, int], device: torch.device) -> tuple[torch.Tensor | None, list]:
+    """A batch on the device: (images (B, 3, H, W) float in [0, 1] at size=(H, W), channels_last, or None when
+    no frame was readable; the frames' own (H, W)). Its `jpeg` bytes are decoded there (nvJPEG on a GPU) and
+    resized as data.py does (bilinear, antialiased); an unreadable one moves to the batch's `errors`."""
+    if "image" in batch:
+        images = batch["image"].to(device, non_blocking=True).permute(0, 3, 1, 2)  # (B, H, W, 3): channels_last
+        return images.float().div_(255), batch["frame_size"]
+    if "jpeg" not in batch:
+        return None, []
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    if device.type == "cuda":
+        # nvJPEG's hardware decoder ignores the stream it is given and can overwrite memory that kernels
+        # still queued on it read (pytorch/vision#9606): let them finish first.
+        torch.cuda.current_stream(device).synchronize()
     try:
-        with av.open(str(source)) as container:
-            frames = container.streams.video[0].frames or None
-    except (av.FFmpegError, IndexError) as error:
-        raise ValueError(f"--input {source}: cannot read it as a video ({error}); pass a folder of "
-                         ".jpg/.png frames or a video file") from None
-    return VideoFrames(source, size, overlay, done), None if frames is None else frames - len(done)
+        frames = decode_jpeg(batch["jpeg"], mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:  # one bad file fails the whole batch: decode its files one by one to find it
+        frames = []
+        for jpeg, name, mask_name in list(zip(batch["jpeg"], batch["name"], batch["mask_name"])):
+            try:
+                frames.append(decode_jpeg(jpeg, mode=ImageReadMode.RGB, device=device))
+            except RuntimeError as error:
+                batch["errors"].append((name, f"cannot decode it as a JPEG ({str(error).splitlines()[0]})"))
+                batch["name"].remove(name)
+                batch["mask_name"].remove(mask_name)
+    if not frames:
+        return None, []
+    images = torch.cat([F.interpolate(f[None].float(), size=size, mode="bilinear", antialias=True) for f in frames])
+    return images.div_(255).contiguous(memory_format=torch.channels_last), [tuple(f.shape[1:]) for f in frames]
 
 
 def run_names(checkpoint: Path, state: dict) -> tuple[np.ndarray | None, np.ndarray, list[str], str]:
-    """(channel -> id mapping or None, palette, legend names, what the ids are) of a run: FSSOD classes
-    named by the run's stored strict mapping, or unnamed clusters."""
+    """(channel -> id mapping or None, display palette, legend names, what the ids are) of a run: FSSOD
+    classes named by the run's stored strict mapping, or unnamed clusters."""
+    import json
+
     results = checkpoint.parent / "results.json"
     if results.is_file() and "mapping" in (saved := json.loads(results.read_text())):
-        return np.asarray(saved["mapping"], dtype=np.uint8), PALETTE, CLASS_NAMES, "FSSOD class ids"
+        return np.asarray(saved["mapping"], dtype=np.uint8), DISPLAY_PALETTE, CLASS_NAMES, "FSSOD class ids"
     clusters = state["args"]["clusters"]
     return None, cluster_palette(clusters), [f"cluster {k}" for k in range(clusters)], "cluster ids (unnamed)"
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)  # masks compress well even at the fastest level
-    return buffer.getvalue()
+def full_size_mask(mask: np.ndarray, frame_size: tuple[int, int], palette: np.ndarray) -> Image.Image:
+    """mask (h, w) uint8 ids at the run's size -> a mode P image of frame_size=(H, W), nearest neighbour."""
+    image = Image.fromarray(mask).resize((frame_size[1], frame_size[0]), resample=Image.Resampling.NEAREST)
+    image.putpalette(np.asarray(palette, dtype=np.uint8).ravel().tolist())  # mode L -> P, values untouched
+    return image
 
 
-def write_mask(out: Path, name: str, mask: np.ndarray, palette: np.ndarray, frame: np.ndarray | None) -> None:
-    """mask (H, W) uint8 ids -> out/name as a palettised PNG (and out/overlays/ the frame blended with it),
-    each written to a temporary name and renamed."""
-    image = Image.fromarray(mask)  # mode L; putpalette makes it P, the values untouched
-    image.putpalette(np.asarray(palette, dtype=np.uint8).ravel().tolist())
-    write_atomically(out / name, png_bytes(image))
-    if frame is not None:
-        blended = (0.5 * frame + 0.5 * np.asarray(palette, dtype=np.float32)[mask]).astype(np.uint8)
+def blend(frame: Image.Image, mask: Image.Image) -> Image.Image:
+    """The frame (RGB) half covered by its mask's display colours."""
+    return Image.blend(frame, mask.convert("RGB"), 0.5)
+
+
+def write_masks(out: Path, names: list[str], masks: np.ndarray, frame_sizes: list[tuple[int, int]],
+                palette: np.ndarray, frames: list[Path] | None) -> None:
+    """A batch's masks (N, h, w) uint8 -> out/names[i], palettised PNGs at frame_sizes[i] = (H, W) (and
+    out/overlays/ each frame file of `frames` blended with its mask), each written atomically. Runs in a
+    writing process: PNG encoding holds the GIL, threads would take turns."""
+    for i, (name, mask, frame_size) in enumerate(zip(names, masks, frame_sizes)):
+        image = full_size_mask(mask, frame_size, palette)
         buffer = io.BytesIO()
-        Image.fromarray(blended).save(buffer, format="JPEG", quality=90)
-        write_atomically(out / OVERLAYS / (Path(name).stem + ".jpg"), buffer.getvalue())
+        image.save(buffer, format="PNG", compress_level=1)  # masks compress well even at the fastest level
+        write_atomically(out / name, buffer.getvalue())
+        if frames is not None:
+            with Image.open(frames[i]) as opened:
+                buffer = io.BytesIO()
+                blend(opened.convert("RGB"), image).save(buffer, format="JPEG", quality=90)
+            write_atomically(out / OVERLAYS / (Path(name).stem + ".jpg"), buffer.getvalue())
+
+
+class OverlayVideo:
+    """A video's frames with their masks blended, as one MP4 (H.264 where PyAV has libx264, else MPEG-4
+    part 2) at the input's frame rate; written to a temporary name and renamed by `close`."""
+
+    def __init__(self, path: Path, rate: Fraction | int, frame_size: tuple[int, int], palette: np.ndarray):
+        import av
+
+        self.path, self.palette = path, palette
+        self.temporary = path.with_name(f".{path.stem}.{os.getpid()}.mp4")
+        self.container = av.open(str(self.temporary), "w")
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        self.stream = self.container.add_stream(codec, rate=rate,
+                                                options={"preset": "veryfast"} if codec == "libx264" else {})
+        # 4:2:0 chroma needs even sides: an odd last row or column is dropped.
+        self.stream.height, self.stream.width = frame_size[0] // 2 * 2, frame_size[1] // 2 * 2
+        self.stream.pix_fmt = "yuv420p"
+
+    def add(self, frame: np.ndarray, mask: np.ndarray) -> None:
+        """frame (H, W, 3) uint8, mask (h, w) uint8 ids at the run's size."""
+        import av
+
+        blended = blend(Image.fromarray(frame), full_size_mask(mask, frame.shape[:2], self.palette))
+        rgb = np.asarray(blended)[:self.stream.height, :self.stream.width]
+        self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+
+    def close(self, keep: bool) -> None:
+        """Finish the MP4 and rename it into place (keep), or delete it (a stopped run's is incomplete)."""
+        if keep:
+            self.container.mux(self.stream.encode())
+        self.container.close()
+        if keep:
+            os.replace(self.temporary, self.path)
+        else:
+            self.temporary.unlink(missing_ok=True)
 
 
 def write_legend(path: Path, palette: np.ndarray, names: list[str], what: str) -> None:
     figure = Figure(figsize=(3.2, 0.25 * len(names) + 0.5))
     handles = [Patch(facecolor=np.asarray(c) / 255, edgecolor="grey", label=f"{i}: {n}")
                for i, (c, n) in enumerate(zip(palette, names))]
-    figure.legend(handles=handles, loc="center", fontsize=8, frameon=False, title=f"mask values: {what}")
+    figure.legend(handles=handles, loc="center", fontsize=8, frameon=False,
+                  title=f"mask values: {what}\n(colours for display only)")
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     write_atomically(path, buffer.getvalue())
 
 
-def main(argv: list[str] | None = None) -> dict:
+def to_host(ids: torch.Tensor) -> np.ndarray:
+    """ids (B, h, w) uint8 on the device -> on the host, by one pinned, asynchronous copy on a GPU."""
+    if ids.device.type != "cuda":
+        return ids.cpu().numpy()
+    host = torch.empty(ids.shape, dtype=ids.dtype, pin_memory=True)
+    host.copy_(ids, non_blocking=True)
+    torch.cuda.current_stream(ids.device).synchronize()
+    return host.numpy()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="RUN/checkpoint.pt or RUN/fold-F/checkpoint.pt of train.py")
     p.add_argument("--input", required=True, help="a folder of .jpg/.png frames, or a video file")
     p.add_argument("--out", required=True, help="folder for the masks (one PNG per frame) and legend.png")
-    p.add_argument("--overlay", action="store_true", help="also write each frame with its mask blended over it")
+    p.add_argument("--overlay", action="store_true", help="also write each frame with its mask blended over it "
+                   "(overlays/*.jpg for a folder, overlay.mp4 for a video)")
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", help="skip frames whose mask --out already holds")
     existing.add_argument("--overwrite", action="store_true", help="replace the masks --out already holds")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                   help="decoding processes (a video uses one)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the student (slow first batch)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch-size", type=int, help="frames the student segments at once (default 32 on a GPU, "
+                   "where large batches keep it busy; 1 on a CPU, where a small one stays in its caches)")
+    p.add_argument("--workers", type=int, default=max(1, min(8, cores // 2)),
+                   help="decoding processes, and as many writing processes (a video is decoded by one); 0 "
+                        "does all in this process")
+    p.add_argument("--jpeg-decoder", choices=["pil", "device"],
+                   help="who decodes a folder of JPEGs: PIL at reduced scale in the --workers processes, or "
+                        "the device (nvJPEG on a GPU); default device on a GPU, pil otherwise")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the student, compiled on a dummy batch before the clock starts")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="where the student runs: cuda (the default when there is a GPU), cuda:1, cpu, ...")
     args = p.parse_args(argv)
+    on_gpu = torch.device(args.device).type == "cuda"
+    if args.batch_size is None:
+        args.batch_size = 32 if on_gpu else 1
+    args.jpeg_decoder = args.jpeg_decoder or ("device" if on_gpu else "pil")
+    return args
+
+
+def predict(args: argparse.Namespace) -> dict:
+    """Segment --input into --out (the module docstring says how); returns the run's report: frames, seconds,
+    fps, the main loop's wait for each stage and the stage it waited for most (`limit`)."""
     checkpoint, source, out = Path(args.checkpoint), Path(args.input), Path(args.out)
     state = load_checkpoint(checkpoint)
     if out.is_dir() and any(p.name != "legend.png" for p in out.glob("*.png")) and not (args.resume
                                                                                         or args.overwrite):
         raise ValueError(f"--out {out} already holds masks: pass --resume to add the missing ones, "
                          "--overwrite to replace them, or another --out")
-    size = tuple(state["args"]["size"])
-    dataset, total = open_frames(source, size, out, args.overlay, args.resume)
-    (out / OVERLAYS if args.overlay else out).mkdir(parents=True, exist_ok=True)
+    size, device = tuple(state["args"]["size"]), torch.device(args.device)
+    dataset = open_frames(source, size, out, args.overlay, args.resume, args.jpeg_decoder == "device")
+    if state["args"]["data"] == "synthetic":
+        print(f"warning: {checkpoint} was trained on synthetic scenes (train.py's default): its masks of real "
+              "footage mean nothing; train with --data FSSOD_DIR for those", file=sys.stderr)
+    video_in = isinstance(dataset, VideoFrames)
+    (out / OVERLAYS if args.overlay and not video_in else out).mkdir(parents=True, exist_ok=True)
     mapping, palette, names, what = run_names(checkpoint, state)
     write_legend(out / "legend.png", palette, names, what)
+    if video_in and args.overlay and dataset.skip:
+        print(f"note: --resume skips the {len(dataset.skip)} frames that have masks, so {OVERLAY_VIDEO}, which "
+              "needs every frame, is not written; pass --overwrite for it", file=sys.stderr)
+    total = (dataset.frames and dataset.frames - len(dataset.skip)) if video_in else len(dataset)
 
-    device = torch.device(args.device)
+    # Writing processes start from a clean forkserver, not a fork of this multi-threaded, CUDA-holding one,
+    # and beside the model's warm-up; they ignore Ctrl-C, which this process answers by letting their current
+    # batch finish.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    writers = ProcessPoolExecutor(args.workers, multiprocessing.get_context(method), initializer=signal.signal,
+                                  initargs=(signal.SIGINT, signal.SIG_IGN)) if args.workers else None
+    writers_started = [writers.submit(os.getpid) for _ in range(args.workers)] if writers else []
+    # bf16 where the device computes it natively: a GPU, or a CPU with AVX512-BF16 (AMX CPUs have it); other
+    # CPUs emulate it, slower than fp32.
     cuda = device.type == "cuda"
-    student = trained_student(state, device)
-    if cuda:
-        student = student.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True
-    model = torch.compile(student) if args.compile else student
+    bf16 = cuda or (device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+    torch.backends.cudnn.benchmark = cuda
+    model = trained_student(state, device)
+    if device.type == "cpu":
+        # The same logits with fewer passes over memory (batch norms, padding and ReLU6 copies folded): about
+        # a third off the student on a CPU. Not on a GPU, where its grown depthwise kernels are not measured.
+        model = fuse_for_inference(model)
+    model = model.to(memory_format=torch.channels_last)
+    model = torch.compile(model) if args.compile else model
     to_ids = None if mapping is None else torch.as_tensor(mapping, device=device)
-    workers = 1 if isinstance(dataset, VideoFrames) else args.workers
-    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=workers, collate_fn=collate,
-                        pin_memory=cuda, persistent_workers=False)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        # Compilation (and cuDNN's choice of kernels) happens here, on a dummy batch, not on the clock.
+        model(torch.zeros(args.batch_size, 3, *size, device=device).contiguous(memory_format=torch.channels_last))
+    for started in writers_started:
+        started.result()
+    loader = DataLoader(dataset, batch_size=args.batch_size, collate_fn=collate, pin_memory=cuda,
+                        num_workers=min(1, args.workers) if video_in else args.workers)
+
+    video = (OverlayVideo(out / OVERLAY_VIDEO, dataset.rate, dataset.frame_size, palette)
+             if video_in and args.overlay and not dataset.skip else None)
     native = tuple(state["args"].get("native_size", size))
-    aspect_said, done, seconds = False, 0, dict(decode=0.0, inference=0.0, writing=0.0)
-    writers = ThreadPoolExecutor(max_workers=4)
-    pending = []
+    aspect_said, done, pending, finished = False, 0, deque(), False
+    waited = dict(frames=0.0, device=0.0, writing=0.0)  # the main loop's wait for each stage
     start = tick = time.perf_counter()
-    with tqdm(total=total, unit="frame", disable=None) as bar:
-        for batch in loader:
-            now = time.perf_counter()
-            seconds["decode"], tick = seconds["decode"] + now - tick, now
-            for name, error in batch["errors"]:
-                print(f"warning: skipping {source / name}: {error}", file=sys.stderr)
-            if batch["image"] is None:
-                continue
-            sizes = batch["frame_size"]
-            if not aspect_said and any(abs(w / h - native[1] / native[0]) > 0.01 for h, w in sizes):
-                h, w = next((h, w) for h, w in sizes if abs(w / h - native[1] / native[0]) > 0.01)
-                print(f"note: frames like {batch['name'][0]} are {w} x {h}, another aspect ratio than the run's "
-                      f"{native[1]} x {native[0]} frames: the student sees them stretched to {size[1]} x {size[0]}",
-                      file=sys.stderr)
-                aspect_said = True
-            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                images = batch["image"].to(device, non_blocking=True).float().div_(255)
-                if cuda:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                channels = model(images).argmax(1)
-                ids = channels if to_ids is None else to_ids[channels]
-                masks = [F.interpolate(m[None, None].float(), size=tuple(s), mode="nearest")[0, 0].byte().cpu()
-                         for m, s in zip(ids, sizes)]
-            now = time.perf_counter()
-            seconds["inference"], tick = seconds["inference"] + now - tick, now
-            frames = batch.get("frame", [None] * len(masks))
-            pending += [writers.submit(write_mask, out, n, m.numpy(), palette, f)
-                        for n, m, f in zip(batch["mask_name"], masks, frames)]
-            while len(pending) > 4 * args.batch_size:  # a bounded backlog: memory stays flat
-                pending.pop(0).result()
-            done += len(masks)
-            bar.update(len(masks) + len(batch["errors"]))
-            now = time.perf_counter()
-            seconds["writing"], tick = seconds["writing"] + now - tick, now
-        for future in pending:
-            future.result()
-        seconds["writing"] += time.perf_counter() - tick
-    writers.shutdown()
+
+    def lap(stage: str) -> None:
+        nonlocal tick
+        now = time.perf_counter()
+        waited[stage], tick = waited[stage] + now - tick, now
+
+    try:
+        with tqdm(total=total, unit="frame", disable=None) as bar:
+            for batch in loader:
+                lap("frames")
+                with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    images, sizes = device_images(batch, size, device)
+                    bar.update(len(batch["errors"]))
+                    for name, error in batch["errors"]:
+                        print(f"warning: skipping {source / name}: {error}", file=sys.stderr)
+                    if images is None:
+                        continue
+                    n = len(images)
+                    if args.compile and n < args.batch_size:  # one input shape: no second compilation
+                        images = torch.cat([images, images.new_zeros(args.batch_size - n, *images.shape[1:])]
+                                           ).contiguous(memory_format=torch.channels_last)
+                    channels = model(images)[:n].argmax(1)
+                    masks = to_host((channels if to_ids is None else to_ids[channels]).byte())
+                lap("device")
+                odd = [(name, h, w) for name, (h, w) in zip(batch["name"], sizes)
+                       if abs(w / h - native[1] / native[0]) > 0.01]
+                if odd and not aspect_said:
+                    print(f"note: frames like {odd[0][0]} are {odd[0][2]} x {odd[0][1]}, another aspect ratio than "
+                          f"the run's {native[1]} x {native[0]} frames: the student sees them stretched to "
+                          f"{size[1]} x {size[0]}", file=sys.stderr)
+                    aspect_said = True
+                frames = [source / name for name in batch["name"]] if args.overlay and not video_in else None
+                work = (out, batch["mask_name"], masks, sizes, palette, frames)
+                if writers:
+                    pending.append(writers.submit(write_masks, *work))
+                    while len(pending) > 2 * args.workers:  # a bounded backlog: memory stays flat
+                        pending.popleft().result()
+                else:
+                    write_masks(*work)
+                for frame, mask in zip(batch.get("frame", []) if video else [], masks):
+                    video.add(frame.numpy(), mask)
+                done += n
+                bar.update(n)
+                lap("writing")
+            while pending:
+                pending.popleft().result()
+            lap("writing")
+        finished = True
+    finally:
+        if writers:
+            writers.shutdown(cancel_futures=True)
+        if video:
+            video.close(keep=finished)
     wall = time.perf_counter() - start
-    report = dict(frames=done, seconds=wall, fps=done / wall if wall else 0.0,
-                  **{f"{k}_seconds": v for k, v in seconds.items()})
-    print(f"{done} frames in {wall:.1f} s: {report['fps']:.1f} frames per second (the main loop's time: "
-          f"waiting for decoding {seconds['decode']:.1f} s, inference {seconds['inference']:.1f} s, writing "
-          f"{seconds['writing']:.1f} s); masks in {out}")
+    limit = max(waited, key=waited.get)
+    report = dict(frames=done, seconds=wall, fps=done / wall if wall else 0.0, limit=limit,
+                  **{f"{k}_seconds": v for k, v in waited.items()})
+    decoder = "PyAV" if video_in else "the device" if dataset.jpeg_bytes else "PIL"
+    print(f"{done} frames in {wall:.1f} s: {report['fps']:.1f} frames per second, decoding ({decoder}) and writing "
+          f"included (the main loop waited {waited['frames']:.1f} s for frames, {waited['device']:.1f} s for the "
+          f"device, {waited['writing']:.1f} s for writing: {limit} is the limit); masks in {out}"
+          + (f", the overlay video in {out / OVERLAY_VIDEO}" if video else ""))
     return report
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    try:
+        return predict(args)
+    except KeyboardInterrupt:
+        pass  # leaving this block frees the loop and with it the decoding processes
+    out = Path(args.out)
+    kept = sum(p.name != "legend.png" for p in out.glob("*.png")) if out.is_dir() else 0
+    again = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--overwrite"]
+    again += [] if "--resume" in again else ["--resume"]
+    print(f"stopped: the {kept} masks in {out} are kept" + (" (not the overlay video: only a run over every "
+          "frame, --overwrite, writes it)" if args.overlay and Path(args.input).is_file() else "")
+          + f"; continue with: {shlex.join(['python3', 'predict.py', *again])}", file=sys.stderr)
+    raise SystemExit(130)
 
 
 if __name__ == "__main__":
