@@ -323,7 +323,7 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = Non
         "student_weights": state["student_weights"], "sbm_weights": state["sbm_weights"],
         "protocol": protocol(k, args, black_is_class),
         "lambdas": {n: args[f"lambda_{n}"] for n in ("sbm", "bd", "aug")},
-        "boundary_loss": args.get("boundary_loss", "paper"), "seed": args["seed"],
+        "seed": args["seed"],
         "epochs": state["epoch"] + 1, "clusters": k, "mapping": mapping.tolist(),
         **{key: scores_in_percent(c) for key, c in named.items()},
         "confusion": {key: c.tolist() for key, c in named.items()},
@@ -363,8 +363,8 @@ def pool_folds(run_dir: str | Path, device: str = "cpu") -> dict | None:
               for key in folds[0]["confusion"]}
     fold_miou = [f["strict"]["miou"] for f in folds]
     keep = ("method", "masks", "mask_source", "data", "size", "folds", "black_is_class", "student_weights",
-            "sbm_weights", "protocol", "lambdas", "boundary_loss", "seed", "epochs", "clusters")
-    results = {key: folds[0].get(key, "paper") if key == "boundary_loss" else folds[0][key] for key in keep}
+            "sbm_weights", "protocol", "lambdas", "seed", "epochs", "clusters")
+    results = {key: folds[0][key] for key in keep}
     scored, max_frames = sum(len(f["test_frames"]) for f in folds), folds[0].get("max_frames")
     which = (f"{scored} labelled frames spread over the match (--max-frames {max_frames})" if max_frames
              else f"all {scored} labelled frames")

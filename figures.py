@@ -145,8 +145,7 @@ def results_tables(results: dict, where: str) -> str:
     the synthetic scenes gets a table of its own, since the paper's rows are FSSOD scores."""
     columns = ["method", "mIoU (%)", "FWIoU (%)"]
     dropped = [f"L_{n}" for n in ("sbm", "bd", "aug") if results["lambdas"][n] == 0]
-    variant = "" if results.get("boundary_loss", "paper") == "paper" else f", eq. 3 {results['boundary_loss']}"
-    ours = (f"{results['method']}{' w/o ' + ', '.join(dropped) if dropped else ''}{variant}, {results['masks']}",
+    ours = (f"{results['method']}{' w/o ' + ', '.join(dropped) if dropped else ''}, {results['masks']}",
             results["strict"]["miou"], results["strict"]["fwiou"])
     if results["data"] == "synthetic":
         return (f"This run ({where}; {results['protocol']}):\n\n{markdown_table([ours], columns)}\n"

@@ -36,8 +36,8 @@ from tqdm import tqdm
 import evaluate
 from classes import NUM_CLASSES
 from data import FramesWithMasks, check_size, collate, open_dataset
-from losses import (BOUNDARY_LOSSES, augmentation_consistency_loss, random_spatial_view, sbm_boundary,
-                    sbm_consistency_loss, total_loss)
+from losses import (augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
+                    sbm_boundary, sbm_consistency_loss, total_loss)
 from mask_set import MaskSet
 from models import build_sbm, prior_region_classes
 from sam_teacher import SOURCES, MaskCache, build_cache, make_teacher, missing_frames
@@ -106,10 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, weight in (("sbm", 0.3), ("bd", 1.0), ("aug", 0.4)):
         p.add_argument(f"--lambda-{name}", type=float, default=weight,
                        help=f"[paper] eq. 7 weight of L_{name}; 0 is Table 2's [ablation] without it")
-    p.add_argument("--boundary-loss", default="paper", choices=list(BOUNDARY_LOSSES),
-                   help="eq. 3's form: paper [paper] (tanh(20 x edge) on B_SBM), clipped [ours] (the edge "
-                        "itself, clipped to 1: noise is no edge), two-sided [ours] (and no edge off B_SBM: a "
-                        "balanced cross-entropy)")
     p.add_argument("--sbm-prior", metavar="RUN",
                    help="[analysis] uses labels: start the SBM's prototypes from the classes a --supervised "
                         "run (same folds) predicts on the training frames, to measure how much of the gap "
@@ -177,7 +173,6 @@ def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
         raise SystemExit(f"error: --resume: no run in {args.out} (no settings.json); start without --resume, "
                          "or pass the stopped run's --out")
     saved = json.loads(saved_files[0].read_text())
-    saved.setdefault("boundary_loss", "paper")  # runs from before the flag trained the paper's eq. 3
     saved.setdefault("decoder_stride", 2)  # a run saved before the flag: the stride-2 decoder
     given = {action.dest for action in parser._actions for token in argv
              if token.split("=")[0] in action.option_strings}
@@ -216,8 +211,7 @@ def soccersam_losses(student: nn.Module, sbm: SemanticBridgingModule, images: to
     view, spatial = random_spatial_view(images)
     logits_1, logits_2_view = student(torch.cat([images, view])).float().chunk(2)  # (B, K, H, W) each
     logits_2, seen = spatial.invert(logits_2_view)  # T^-1: the view's logits back in the frame
-    boundary_loss = BOUNDARY_LOSSES[args.boundary_loss]  # eq. 3: the paper's form or a variant of ours
-    l_bd = boundary_loss(logits_1, sbm_boundary(target, covered), covered)  # eq. 3, B_SBM fixed
+    l_bd = boundary_consistency_loss(logits_1, sbm_boundary(target, covered))  # eq. 3, B_SBM fixed
     l_sbm = sbm_consistency_loss(target, logits_1, valid=covered)  # eq. 4, trains student and SBM
     l_aug = augmentation_consistency_loss(logits_1, logits_2, valid=seen)  # eq. 6
     return {"loss": total_loss(l_sbm, l_bd, l_aug, args.lambda_sbm, args.lambda_bd, args.lambda_aug),

@@ -5,8 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from losses import (BOUNDARY_LOSSES, SpatialView, augmentation_consistency_loss,
-                    boundary_consistency_loss, random_spatial_view, sbm_boundary, sbm_consistency_loss,
+from losses import (SpatialView, augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view, sbm_boundary, sbm_consistency_loss,
                     sobel_edges, total_loss)
 
 
@@ -150,50 +149,10 @@ def test_eq3_paper_form_saturates_on_noise():
     target = sbm_boundary(vertical_step(16))
     assert int(target.sum()) == 64
     scores = {name: boundary_consistency_loss(s, target).item() for name, s in eq3_students().items()}
-    # tanh(20 x strength) calls noise an edge: noise scores about as well as the right step.
+    # tanh(20 x strength) calls noise an edge: noise scores about as well as the right step (the
+    # variants that tell them apart lost on FSSOD and were removed: RESULTS.md, Table 2).
     assert scores["step"] < 1e-3 and scores["noise"] < 0.05
     assert scores["flat"] > 0.99 and scores["step 8 off"] > 0.99
-
-
-@pytest.mark.parametrize("form", ["clipped", "two-sided"])
-def test_eq3_variants_tell_the_right_edge_from_noise(form):
-    target = sbm_boundary(vertical_step(16))
-    scores = {name: BOUNDARY_LOSSES[form](s, target).item() for name, s in eq3_students().items()}
-    assert scores["step"] < 0.02 and scores["noise"] > 0.5
-    assert scores["noise"] < scores["flat"] and scores["noise"] < scores["step 8 off"]
-
-
-def test_eq3_clipped_form_rewards_making_the_noise_confident():
-    # Its weakness, seen in training: one-sided, it pays the student to make its noise confident.
-    target = sbm_boundary(vertical_step(16))
-    speckle = 10 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    clipped, two_sided = BOUNDARY_LOSSES["clipped"], BOUNDARY_LOSSES["two-sided"]
-    assert clipped(speckle, target) < 0.5 * clipped(eq3_students()["noise"], target)
-    assert two_sided(speckle, target) > two_sided(eq3_students()["noise"], target)
-
-
-# Without a boundary, the one-sided form asks nothing; the two-sided one still asks for no edge.
-@pytest.mark.parametrize("form, empty_loss", [("clipped", 0.0), ("two-sided", -math.log(1 - 0.01) / 2)])
-def test_eq3_variants_pass_gradient_and_an_empty_boundary_asks_no_edge(form, empty_loss):
-    student = torch.randn(1, 3, 10, 12, requires_grad=True)
-    BOUNDARY_LOSSES[form](student, sbm_boundary(10 * two_region_layout())).backward()
-    assert student.grad.abs().sum() > 0
-    flat = torch.zeros(1, 3, 10, 12, requires_grad=True)
-    loss = BOUNDARY_LOSSES[form](flat, torch.zeros(1, 10, 12, dtype=torch.bool))
-    assert loss.item() == pytest.approx(empty_loss, abs=1e-5) and loss.requires_grad
-
-
-def test_eq3_two_sided_counts_edges_off_the_boundary_only_where_valid():
-    target = sbm_boundary(vertical_step(16))
-    # The right step, plus a stray edge at columns 3-4 that B_SBM does not have.
-    stray = vertical_step(16)
-    stray[:, :, :, :4] = 10 * F.one_hot(torch.tensor(2), 3)[None, :, None, None].float()
-    clean = BOUNDARY_LOSSES["two-sided"](vertical_step(16), target).item()
-    assert BOUNDARY_LOSSES["two-sided"](stray, target).item() > clean + 0.1
-    assert BOUNDARY_LOSSES["clipped"](stray, target).item() < 1e-3  # one-sided: the stray edge is free
-    valid = torch.ones(1, 32, 32, dtype=torch.bool)
-    valid[:, :, :6] = False
-    assert BOUNDARY_LOSSES["two-sided"](stray, target, valid).item() == pytest.approx(clean, abs=1e-4)
 
 
 def test_eq6_matches_reference_and_detaches_the_target_view():
