@@ -2,7 +2,8 @@
 
 Every module that names a class takes it from here: the dataset decodes masks with these colours
 (data.py), the synthetic scenes draw these ids (stand_ins/synthetic.py), evaluation scores and the figures
-name them (evaluate.py, figures.py), and predicted masks are written in this palette (predict.py).
+name them (evaluate.py, figures.py), and predicted masks carry these ids (predict.py; figures.py's
+display palette draws them, since this one gives a team and its goalkeeper the same yellow).
 """
 from typing import NamedTuple
 

@@ -280,9 +280,9 @@ def write_run_outputs(results: dict, rows: list[dict], titles: list[str], out_di
         # The legend leaves out what is never scored: black ("Coaches & Officials") marks annotation gaps.
         shown = {c: name for c, name in enumerate(CLASS_NAMES) if results["black_is_class"] or c != OFFICIALS}
         naming = ("" if results["mask_source"] is None else
-                  "The clusters are named on the run's training frames (Hungarian matching, or majority for K > "
-                  "11), never trained on a label: a wrong name, such as pitch stripes as a goalkeeper, is the "
-                  "method's error.")
+                  "The clusters are named on the run's training frames (Hungarian matching, or majority "
+                  "for K > 11), never trained on a label: a wrong name, such as pitch stripes as a "
+                  "goalkeeper, is the method's error.")
         plot_qualitative(rows, out_dir / "qualitative.png", DISPLAY_PALETTE, titles=titles, class_names=shown,
                          heading=f"{results['method']}, {results['masks']}: {where}", footnote=naming)
     write_atomically(out_dir / "tables.md", results_tables(results, where).encode())
@@ -368,7 +368,8 @@ def pool_folds(run_dir: str | Path, device: str = "cpu") -> dict | None:
     scored, max_frames = sum(len(f["test_frames"]) for f in folds), folds[0].get("max_frames")
     which = (f"{scored} labelled frames spread over the match (--max-frames {max_frames})" if max_frames
              else f"all {scored} labelled frames")
-    results.update({"evaluated_on": f"{which}, {results['folds']}-fold cross-validation", "max_frames": max_frames,
+    results.update({"evaluated_on": f"{which}, {results['folds']}-fold cross-validation",
+                    "max_frames": max_frames,
                     **{key: scores_in_percent(c) for key, c in pooled.items()},
                     "fold_miou": fold_miou, "fold_miou_mean": float(np.mean(fold_miou)),
                     "fold_miou_std": float(np.std(fold_miou, ddof=1)),
@@ -391,8 +392,9 @@ def pool_folds(run_dir: str | Path, device: str = "cpu") -> dict | None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Score a trained SoccerSAM student: metrics, Figures 2-3 and Tables "
-                                            "1-2 (studies/summarize.py tabulates finished runs over seeds).")
+                                description="Score a trained SoccerSAM student: metrics, Figures 2-3 and "
+                                            "Tables 1-2 (studies/summarize.py tabulates finished runs over "
+                                            "seeds).")
     p.add_argument("--checkpoint", required=True,
                    help="RUN/checkpoint.pt (or RUN/fold-F/checkpoint.pt) written by train.py")
     p.add_argument("--data", help="FSSOD folder; default: the data the run trained on")

@@ -63,8 +63,9 @@ def sbm_boundary(pseudo_logits: torch.Tensor, valid: torch.Tensor | None = None,
     on segment borders, where it is the total-variation distance between the two sides' class
     distributions; 0.1 keeps the borders where the SBM's classes change by at least that much and drops
     the faint ones between two segments it gives the same class.
-    pseudo_logits: (B, C, H, W); valid: (B, H, W) bool -> (B, H, W) bool. Pixels whose 3x3 neighbourhood leaves `valid` are dropped: uncovered
-    pixels carry zero logits, and the step from real logits to zero is not an object edge.
+    pseudo_logits: (B, C, H, W); valid: (B, H, W) bool -> (B, H, W) bool. Pixels whose 3x3
+    neighbourhood leaves `valid` are dropped: uncovered pixels carry zero logits, and the step from
+    real logits to zero is not an object edge.
     """
     edges = sobel_edges(F.softmax(pseudo_logits.float(), dim=1)) > threshold
     if valid is not None:

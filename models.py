@@ -35,7 +35,8 @@ def load_checkpoint(path: str | Path) -> dict:
     a missing file, or one that is not a train.py checkpoint, is a one-line error."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found: pass the checkpoint.pt of a train.py run folder")
+        raise FileNotFoundError(f"checkpoint {path} not found: pass the checkpoint.pt of a train.py run "
+                                "folder")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception:

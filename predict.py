@@ -53,7 +53,8 @@ OVERLAYS, OVERLAY_VIDEO = "overlays", "overlay.mp4"
 
 
 def decode_image(file, size: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
-    """An image file (path or file object) -> ((H, W, 3) uint8 at the run's size=(H, W), the frame's own (H, W)).
+    """An image file (path or file object) -> ((H, W, 3) uint8 at the run's size=(H, W), the frame's own
+    (H, W)).
 
     A JPEG is decoded at the smallest of 1/2, 1/4, 1/8 scale that still covers `size` (libjpeg's DCT
     scaling, PIL's draft mode): a 1080p frame for 416 x 608 decodes in half the time. Then data.py's
@@ -101,7 +102,8 @@ class VideoFrames(IterableDataset):
         try:
             with av.open(str(path)) as container:
                 stream = container.streams.video[0]
-                self.frames, self.rate = stream.frames or None, stream.average_rate or 25  # 25: PAL's, if unsaid
+                # 25: PAL's, if unsaid
+                self.frames, self.rate = stream.frames or None, stream.average_rate or 25
                 self.frame_size = (stream.codec_context.height, stream.codec_context.width)
         except (av.FFmpegError, IndexError) as error:
             raise ValueError(f"--input {path}: cannot read it as a video ({error}); pass a folder of "
@@ -148,8 +150,8 @@ def open_frames(source: Path, size: tuple[int, int], out: Path, overlay: bool, r
     if source.is_dir():
         names = sorted(p.name for p in source.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
         if not names:
-            raise FileNotFoundError(f"--input {source} holds no {'/'.join(FRAME_SUFFIXES)} frames: pass a folder "
-                                    "of frames or a video file")
+            raise FileNotFoundError(f"--input {source} holds no {'/'.join(FRAME_SUFFIXES)} frames: pass a "
+                                    "folder of frames or a video file")
         todo = [n for n in names if Path(n).stem + ".png" not in done]
         all_jpeg = all(Path(n).suffix.lower() in (".jpg", ".jpeg") for n in names)
         return FolderFrames(source, todo, size, jpegs_on_device and all_jpeg)
@@ -158,12 +160,14 @@ def open_frames(source: Path, size: tuple[int, int], out: Path, overlay: bool, r
     return VideoFrames(source, size, overlay, done)
 
 
-def device_images(batch: dict, size: tuple[int, int], device: torch.device) -> tuple[torch.Tensor | None, list]:
+def device_images(batch: dict, size: tuple[int, int],
+                  device: torch.device) -> tuple[torch.Tensor | None, list]:
     """A batch on the device: (images (B, 3, H, W) float in [0, 1] at size=(H, W), channels_last, or None when
     no frame was readable; the frames' own (H, W)). Its `jpeg` bytes are decoded there (nvJPEG on a GPU) and
     resized as data.py does (bilinear, antialiased); an unreadable one moves to the batch's `errors`."""
     if "image" in batch:
-        images = batch["image"].to(device, non_blocking=True).permute(0, 3, 1, 2)  # (B, H, W, 3): channels_last
+        # (B, H, W, 3): channels_last
+        images = batch["image"].to(device, non_blocking=True).permute(0, 3, 1, 2)
         return images.float().div_(255), batch["frame_size"]
     if "jpeg" not in batch:
         return None, []
@@ -186,8 +190,10 @@ def device_images(batch: dict, size: tuple[int, int], device: torch.device) -> t
                 batch["mask_name"].remove(mask_name)
     if not frames:
         return None, []
-    images = torch.cat([F.interpolate(f[None].float(), size=size, mode="bilinear", antialias=True) for f in frames])
-    return images.div_(255).contiguous(memory_format=torch.channels_last), [tuple(f.shape[1:]) for f in frames]
+    images = torch.cat([F.interpolate(f[None].float(), size=size, mode="bilinear", antialias=True)
+                        for f in frames])
+    return (images.div_(255).contiguous(memory_format=torch.channels_last),
+            [tuple(f.shape[1:]) for f in frames])
 
 
 def run_names(checkpoint: Path, state: dict) -> tuple[np.ndarray | None, np.ndarray, list[str], str]:
@@ -292,11 +298,12 @@ def to_host(ids: torch.Tensor) -> np.ndarray:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="RUN/checkpoint.pt or RUN/fold-F/checkpoint.pt of train.py")
+    p.add_argument("--checkpoint", required=True,
+                   help="RUN/checkpoint.pt or RUN/fold-F/checkpoint.pt of train.py")
     p.add_argument("--input", required=True, help="a folder of .jpg/.png frames, or a video file")
     p.add_argument("--out", required=True, help="folder for the masks (one PNG per frame) and legend.png")
-    p.add_argument("--overlay", action="store_true", help="also write each frame with its mask blended over it "
-                   "(overlays/*.jpg for a folder, overlay.mp4 for a video)")
+    p.add_argument("--overlay", action="store_true", help="also write each frame with its mask blended "
+                   "over it (overlays/*.jpg for a folder, overlay.mp4 for a video)")
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", help="skip frames whose mask --out already holds")
     existing.add_argument("--overwrite", action="store_true", help="replace the masks --out already holds")
@@ -332,22 +339,23 @@ def predict(args: argparse.Namespace) -> dict:
     size, device = tuple(state["args"]["size"]), torch.device(args.device)
     dataset = open_frames(source, size, out, args.overlay, args.resume, args.jpeg_decoder == "device")
     if state["args"]["data"] == "synthetic":
-        print(f"warning: {checkpoint} was trained on synthetic scenes (train.py's default): its masks of real "
-              "footage mean nothing; train with --data FSSOD_DIR for those", file=sys.stderr)
+        print(f"warning: {checkpoint} was trained on synthetic scenes (train.py's default): its masks "
+              "of real footage mean nothing; train with --data FSSOD_DIR for those", file=sys.stderr)
     video_in = isinstance(dataset, VideoFrames)
     (out / OVERLAYS if args.overlay and not video_in else out).mkdir(parents=True, exist_ok=True)
     mapping, palette, names, what = run_names(checkpoint, state)
     write_legend(out / "legend.png", palette, names, what)
     if video_in and args.overlay and dataset.skip:
-        print(f"note: --resume skips the {len(dataset.skip)} frames that have masks, so {OVERLAY_VIDEO}, which "
-              "needs every frame, is not written; pass --overwrite for it", file=sys.stderr)
+        print(f"note: --resume skips the {len(dataset.skip)} frames that have masks, so {OVERLAY_VIDEO}, "
+              "which needs every frame, is not written; pass --overwrite for it", file=sys.stderr)
     total = (dataset.frames and dataset.frames - len(dataset.skip)) if video_in else len(dataset)
 
     # Writing processes start from a clean forkserver, not a fork of this multi-threaded, CUDA-holding one,
     # and beside the model's warm-up; they ignore Ctrl-C, which this process answers by letting their current
     # batch finish.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    writers = ProcessPoolExecutor(args.workers, multiprocessing.get_context(method), initializer=signal.signal,
+    writers = ProcessPoolExecutor(args.workers, multiprocessing.get_context(method),
+                                  initializer=signal.signal,
                                   initargs=(signal.SIGINT, signal.SIG_IGN)) if args.workers else None
     writers_started = [writers.submit(os.getpid) for _ in range(args.workers)] if writers else []
     # bf16 where the device computes it natively: a GPU, or a CPU with AVX512-BF16 (AMX CPUs have it); other
@@ -365,7 +373,8 @@ def predict(args: argparse.Namespace) -> dict:
     to_ids = None if mapping is None else torch.as_tensor(mapping, device=device)
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         # Compilation (and cuDNN's choice of kernels) happens here, on a dummy batch, not on the clock.
-        model(torch.zeros(args.batch_size, 3, *size, device=device).contiguous(memory_format=torch.channels_last))
+        model(torch.zeros(args.batch_size, 3, *size, device=device
+                          ).contiguous(memory_format=torch.channels_last))
     for started in writers_started:
         started.result()
     loader = DataLoader(dataset, batch_size=args.batch_size, collate_fn=collate, pin_memory=cuda,
@@ -404,9 +413,9 @@ def predict(args: argparse.Namespace) -> dict:
                 odd = [(name, h, w) for name, (h, w) in zip(batch["name"], sizes)
                        if abs(w / h - native[1] / native[0]) > 0.01]
                 if odd and not aspect_said:
-                    print(f"note: frames like {odd[0][0]} are {odd[0][2]} x {odd[0][1]}, another aspect ratio than "
-                          f"the run's {native[1]} x {native[0]} frames: the student sees them stretched to "
-                          f"{size[1]} x {size[0]}", file=sys.stderr)
+                    print(f"note: frames like {odd[0][0]} are {odd[0][2]} x {odd[0][1]}, another aspect "
+                          f"ratio than the run's {native[1]} x {native[0]} frames: the student sees them "
+                          f"stretched to {size[1]} x {size[0]}", file=sys.stderr)
                     aspect_said = True
                 frames = [source / name for name in batch["name"]] if args.overlay and not video_in else None
                 work = (out, batch["mask_name"], masks, sizes, palette, frames)
@@ -435,9 +444,10 @@ def predict(args: argparse.Namespace) -> dict:
     report = dict(frames=done, seconds=wall, fps=done / wall if wall else 0.0, limit=limit,
                   **{f"{k}_seconds": v for k, v in waited.items()})
     decoder = "PyAV" if video_in else "the device" if dataset.jpeg_bytes else "PIL"
-    print(f"{done} frames in {wall:.1f} s: {report['fps']:.1f} frames per second, decoding ({decoder}) and writing "
-          f"included (the main loop waited {waited['frames']:.1f} s for frames, {waited['device']:.1f} s for the "
-          f"device, {waited['writing']:.1f} s for writing: {limit} is the limit); masks in {out}"
+    print(f"{done} frames in {wall:.1f} s: {report['fps']:.1f} frames per second, decoding ({decoder}) and "
+          f"writing included (the main loop waited {waited['frames']:.1f} s for frames, "
+          f"{waited['device']:.1f} s for the device, {waited['writing']:.1f} s for writing: {limit} is the "
+          f"limit); masks in {out}"
           + (f", the overlay video in {out / OVERLAY_VIDEO}" if video else ""))
     return report
 

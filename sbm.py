@@ -9,13 +9,14 @@ pretrained backbone ("a frozen backbone" with "pretrained semantic priors", in t
 handed to the SBM ready-made: models.py's `build_sbm` picks EfficientNet-Lite0 or SAM's image encoder.
 
 The paper says its SBM "adopts a lightweight architecture similar to MobileNet-UNet" (section 3.1) and
-does not say how it learns classes without labels, and no label may teach it here. Ours is a frozen MobileNet-class
-encoder for F (no decoder: eq. 1 pools it) and a cosine classifier over K prototypes, one per cluster,
-that start as spherical k-means centres of the region embeddings of all training frames
-(`start_prototypes`): label-free, and on frozen pretrained features already the strongest naive floor
-among the naive label-free floors we measured (RESULTS.md). After that start the prototypes are the SBM's trainable part, updated by the paper's second
-AdamW (section 3.1) from the one signal the paper gives it, the student's eq. 4 (train.py). The clusters
-are named only at evaluation, by Hungarian matching (evaluate.py).
+does not say how it learns classes without labels, and no label may teach it here. Ours is a frozen
+MobileNet-class encoder for F (no decoder: eq. 1 pools it) and a cosine classifier over K prototypes,
+one per cluster, that start as spherical k-means centres of the region embeddings of all training
+frames (`start_prototypes`): label-free, and on frozen pretrained features already the strongest naive
+floor among the naive label-free floors we measured (RESULTS.md). After that start the prototypes are
+the SBM's trainable part, updated by the paper's second AdamW (section 3.1) from the one signal the
+paper gives it, the student's eq. 4 (train.py). The clusters are named only at evaluation, by
+Hungarian matching (evaluate.py).
 
 F is frozen and a frame's masks never change, so a frame's v_i (eq. 1) are constants of a run:
 train.py computes them once per frame and each step runs only the classifier and eq. 2
@@ -103,7 +104,8 @@ def masked_average_pool(features: torch.Tensor, masks: MaskSet,
 
 
 def ensemble_pseudo_logits(mask_logits: torch.Tensor, masks: MaskSet) -> tuple[torch.Tensor, torch.Tensor]:
-    """eq. 2, ensemble pseudo logits, fast form: y_hat(p) = 1/|J_p| * sum_{i in J_p} l_i, J_p = {i | p in M_i}.
+    """eq. 2, ensemble pseudo logits, fast form: y_hat(p) = 1/|J_p| * sum_{i in J_p} l_i,
+    J_p = {i | p in M_i}.
 
     Each mask's logits painted on its pixels, averaged where masks overlap. All pixels of a
     segment share J_p, so the average is taken once per segment and then painted.

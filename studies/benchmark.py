@@ -248,7 +248,8 @@ def inference_variants(device: torch.device, with_compile: bool) -> list[Variant
                     Variant("bf16+channels_last", True, True, False, False),
                     Variant("bf16+channels_last fused", True, True, True, False)]
     else:
-        variants = [Variant("fp32", False, False, False, False), Variant("fp32 fused", False, False, True, False),
+        variants = [Variant("fp32", False, False, False, False),
+                    Variant("fp32 fused", False, False, True, False),
                     Variant("fp32+channels_last", False, True, False, False),
                     Variant("fp32+channels_last fused", False, True, True, False)]
     if with_compile:
@@ -304,8 +305,10 @@ def benchmark_inference(args: argparse.Namespace, device: torch.device) -> tuple
     rows, times, summary = [], {}, {}
     models = {name: build() for name, build in inference_models(NUM_CLASSES).items()}
     for name, model in models.items():
-        cost = dict(gflops=gflops_per_image(model, args.size), parameters=sum(p.numel() for p in model.parameters()))
-        summary.update({f"{name}_description": describe(model), **{f"{name}_{k}": v for k, v in cost.items()}})
+        cost = dict(gflops=gflops_per_image(model, args.size),
+                    parameters=sum(p.numel() for p in model.parameters()))
+        summary.update({f"{name}_description": describe(model),
+                        **{f"{name}_{k}": v for k, v in cost.items()}})
     for variant in inference_variants(device, args.compile):
         prepared = {name: prepare(model, variant, device, args.compile_mode) for name, model in models.items()
                     if name in FUSABLE or not variant.fused}
@@ -348,7 +351,8 @@ def benchmark_inference(args: argparse.Namespace, device: torch.device) -> tuple
         summary["student_vs_lraspp_bs32"] = (summary["student_bs32_img_per_s"]
                                              / summary["lraspp_bs32_img_per_s"])
     if "student_bs1_latency_ms" in summary and "lraspp_bs1_latency_ms" in summary:
-        summary["student_vs_lraspp_bs1"] = summary["lraspp_bs1_latency_ms"] / summary["student_bs1_latency_ms"]
+        summary["student_vs_lraspp_bs1"] = (summary["lraspp_bs1_latency_ms"]
+                                            / summary["student_bs1_latency_ms"])
     return rows, summary
 
 
@@ -419,7 +423,8 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     masks_per_frame = statistics.mean(len(m) for m in cached_masks)
     variant, note = ("bf16 autocast" if cuda else "fp32"), f"{masks_per_frame:.0f} superpixel masks per frame"
     in_host = {"image": images, "masks": cached_masks, "embeddings": embeddings}
-    rows, summary = [], dict(train_batch_size=batch, train_variant=variant, train_masks_per_frame=masks_per_frame)
+    rows, summary = [], dict(train_batch_size=batch, train_variant=variant,
+                             train_masks_per_frame=masks_per_frame)
     for what, key, trained in (("label-free step, two AdamW (eq. 7; the SBM's classifier and eq. 2)", "train",
                                 optimizers), ("label-free step, SBM fixed (--sbm-lr 0)", "train_sbm_fixed",
                                               optimizers[:1])):
@@ -512,7 +517,8 @@ def print_table(rows: list[dict]) -> None:
     def number(x: float | None) -> str:
         return "-" if x is None else f"{x:,.1f}" if x >= 10 else f"{x:.2f}"
 
-    print("| section | what | variant | batch | ms (median) | img/s | x LRASPP | GFLOP/img | params (M) | note |")
+    print("| section | what | variant | batch | ms (median) | img/s | x LRASPP | GFLOP/img | params (M) "
+          "| note |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         parameters = None if r.get("parameters") is None else r["parameters"] / 1e6

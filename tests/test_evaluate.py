@@ -91,7 +91,8 @@ def test_figures_are_written_as_png(tmp_path):
     palette = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=np.uint8)
     segments = np.zeros((16, 24), np.int64)
     segments[4:8, 6:12] = 1
-    rows = [{"input": np.zeros((16, 24, 3), np.uint8), "teacher's masks": mask_boundaries(torch.rand(3, 16, 24), segments),
+    rows = [{"input": np.zeros((16, 24, 3), np.uint8),
+             "teacher's masks": mask_boundaries(torch.rand(3, 16, 24), segments),
              "prediction": np.ones((16, 24), np.int64), "ground truth": np.full((16, 24), 255)}] * 2
     grid_path = tmp_path / "qualitative.png"
     plot_qualitative(rows, grid_path, palette, titles=["one", "two"], class_names={0: "a", 1: "b", 2: "c"},

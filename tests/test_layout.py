@@ -74,7 +74,8 @@ from losses import (augmentation_consistency_loss, boundary_consistency_loss, ra
 y_hat, student = torch.randn(2, 3, 16, 24), torch.randn(2, 3, 16, 24, requires_grad=True)
 view, spatial = random_spatial_view(torch.rand(2, 3, 16, 24))
 other, seen = spatial.invert(torch.randn(2, 3, 16, 24))
-loss = total_loss(sbm_consistency_loss(y_hat, student), boundary_consistency_loss(student, sbm_boundary(y_hat)),
+loss = total_loss(sbm_consistency_loss(y_hat, student),
+                  boundary_consistency_loss(student, sbm_boundary(y_hat)),
                   augmentation_consistency_loss(student, other, seen))
 loss.backward()
 assert student.grad is not None

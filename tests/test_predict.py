@@ -41,9 +41,9 @@ def frames_folder(folder: Path, sizes: list[tuple[int, int]]) -> Path:
 def test_a_folder_becomes_palettised_masks_at_the_frames_sizes(run, tmp_path, capsys, decoder):
     folder = frames_folder(tmp_path / "frames", [(64, 96), (90, 160), (64, 96)])
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
-    report = predict.main(["--checkpoint", str(run / "checkpoint.pt"), "--input", str(folder), "--jpeg-decoder",
-                           decoder, "--out", str(tmp_path / "masks"), "--overlay", "--workers", "0", "--batch-size",
-                           "2"])
+    report = predict.main(["--checkpoint", str(run / "checkpoint.pt"), "--input", str(folder),
+                           "--jpeg-decoder", decoder, "--out", str(tmp_path / "masks"), "--overlay",
+                           "--workers", "0", "--batch-size", "2"])
     err = capsys.readouterr().err
     assert report["frames"] == 3 and "warning: skipping" in err and "broken.jpg" in err
     assert err.count("trained on synthetic scenes") == 1
@@ -63,8 +63,8 @@ def test_a_folder_becomes_palettised_masks_at_the_frames_sizes(run, tmp_path, ca
 
 def test_out_with_masks_is_refused_and_resume_skips_what_exists(run, tmp_path):
     folder = frames_folder(tmp_path / "frames", [(64, 96)] * 3)
-    common = ["--checkpoint", str(run / "checkpoint.pt"), "--input", str(folder), "--out", str(tmp_path / "m"),
-              "--workers", "0"]
+    common = ["--checkpoint", str(run / "checkpoint.pt"), "--input", str(folder),
+              "--out", str(tmp_path / "m"), "--workers", "0"]
     assert predict.main(common)["frames"] == 3
     first = (tmp_path / "m" / "clip 0.png").stat().st_mtime_ns
     with pytest.raises(ValueError, match="already holds masks: pass --resume"):
@@ -88,8 +88,8 @@ def test_a_video_is_read_as_a_stream_in_order_and_its_overlay_is_one_mp4(run, tm
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     out = tmp_path / "masks"
-    common = ["--checkpoint", str(run / "checkpoint.pt"), "--input", str(path), "--out", str(out), "--overlay",
-              "--batch-size", "4", "--workers", "1"]
+    common = ["--checkpoint", str(run / "checkpoint.pt"), "--input", str(path), "--out", str(out),
+              "--overlay", "--batch-size", "4", "--workers", "1"]
     report = predict.main(common)
     assert report["frames"] == 6
     assert sorted(p.name for p in out.glob("frame_*.png")) == [f"frame_{i:06d}.png" for i in range(6)]
@@ -115,8 +115,8 @@ def test_ctrl_c_stops_at_once_in_one_line_that_says_how_to_continue(run, tmp_pat
         (folder / f"frame_{i:04d}.jpg").write_bytes((folder / "frame_0000.jpg").read_bytes())
     out = tmp_path / "masks"
     # Its own session, so that Ctrl-C reaches it and its workers, as a terminal's does, and not pytest.
-    proc = subprocess.Popen([sys.executable, "predict.py", "--checkpoint", str(run / "checkpoint.pt"), "--input",
-                             str(folder), "--out", str(out), "--batch-size", "1", "--workers", "1"],
+    proc = subprocess.Popen([sys.executable, "predict.py", "--checkpoint", str(run / "checkpoint.pt"),
+                             "--input", str(folder), "--out", str(out), "--batch-size", "1", "--workers", "1"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while not list(out.glob("frame_*.png")) and proc.poll() is None and time.monotonic() < deadline:
@@ -141,7 +141,8 @@ def test_bad_input_is_one_line(run, tmp_path):
     (tmp_path / "not.pt").write_bytes(b"nothing")
     (tmp_path / "empty").mkdir()
     (tmp_path / "clip.mp4").write_bytes(b"no video here")
-    for args in (["--checkpoint", str(tmp_path / "not.pt"), "--input", str(tmp_path), "--out", str(tmp_path / "o")],
+    for args in (["--checkpoint", str(tmp_path / "not.pt"), "--input", str(tmp_path),
+                  "--out", str(tmp_path / "o")],
                  ["--checkpoint", str(run / "checkpoint.pt"), "--input", str(tmp_path / "empty"),
                   "--out", str(tmp_path / "o")],
                  ["--checkpoint", str(run / "checkpoint.pt"), "--input", str(tmp_path / "clip.mp4"),
