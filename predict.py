@@ -285,14 +285,16 @@ def write_legend(path: Path, palette: np.ndarray, names: list[str], what: str) -
     write_atomically(path, buffer.getvalue())
 
 
-def to_host(ids: torch.Tensor) -> np.ndarray:
-    """ids (B, h, w) uint8 on the device -> on the host, by one pinned, asynchronous copy on a GPU."""
+def to_host(ids: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+    """ids (B, h, w) uint8 on the device -> (a host tensor, the event after which it holds them). On a GPU one
+    pinned, asynchronous copy: the host waits for it only after it has queued the next batch's work."""
     if ids.device.type != "cuda":
-        return ids.cpu().numpy()
+        return ids.cpu(), None
     host = torch.empty(ids.shape, dtype=ids.dtype, pin_memory=True)
     host.copy_(ids, non_blocking=True)
-    torch.cuda.current_stream(ids.device).synchronize()
-    return host.numpy()
+    copied = torch.cuda.Event()
+    copied.record()
+    return host, copied
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -375,6 +377,12 @@ def predict(args: argparse.Namespace) -> dict:
         # Compilation (and cuDNN's choice of kernels) happens here, on a dummy batch, not on the clock.
         model(torch.zeros(args.batch_size, 3, *size, device=device
                           ).contiguous(memory_format=torch.channels_last))
+        # nvJPEG sets itself up on its first call: on a blank frame, not on the clock.
+        if isinstance(dataset, FolderFrames) and dataset.jpeg_bytes:
+            blank = io.BytesIO()
+            Image.new("RGB", (size[1], size[0])).save(blank, format="JPEG")
+            device_images({"jpeg": [torch.frombuffer(bytearray(blank.getvalue()), dtype=torch.uint8)],
+                           "name": ["blank"], "mask_name": ["blank.png"], "errors": []}, size, device)
     for started in writers_started:
         started.result()
     loader = DataLoader(dataset, batch_size=args.batch_size, collate_fn=collate, pin_memory=cuda,
@@ -383,7 +391,7 @@ def predict(args: argparse.Namespace) -> dict:
     video = (OverlayVideo(out / OVERLAY_VIDEO, dataset.rate, dataset.frame_size, palette)
              if video_in and args.overlay and not dataset.skip else None)
     native = tuple(state["args"].get("native_size", size))
-    aspect_said, done, pending, finished = False, 0, deque(), False
+    aspect_said, done, pending, in_flight, finished = False, 0, deque(), deque(), False
     waited = dict(frames=0.0, device=0.0, writing=0.0)  # the main loop's wait for each stage
     start = tick = time.perf_counter()
 
@@ -391,6 +399,34 @@ def predict(args: argparse.Namespace) -> dict:
         nonlocal tick
         now = time.perf_counter()
         waited[stage], tick = waited[stage] + now - tick, now
+
+    def hand_over(batch: dict, sizes: list, masks: torch.Tensor, copied: torch.cuda.Event | None) -> None:
+        """A batch's masks, once on the host, to the writers (and the overlay video)."""
+        nonlocal aspect_said, done
+        if copied is not None:
+            copied.synchronize()
+        lap("device")
+        masks = masks.numpy()
+        odd = [(name, h, w) for name, (h, w) in zip(batch["name"], sizes)
+               if abs(w / h - native[1] / native[0]) > 0.01]
+        if odd and not aspect_said:
+            print(f"note: frames like {odd[0][0]} are {odd[0][2]} x {odd[0][1]}, another aspect "
+                  f"ratio than the run's {native[1]} x {native[0]} frames: the student sees them "
+                  f"stretched to {size[1]} x {size[0]}", file=sys.stderr)
+            aspect_said = True
+        frames = [source / name for name in batch["name"]] if args.overlay and not video_in else None
+        work = (out, batch["mask_name"], masks, sizes, palette, frames)
+        if writers:
+            pending.append(writers.submit(write_masks, *work))
+            while len(pending) > 2 * args.workers:  # a bounded backlog: memory stays flat
+                pending.popleft().result()
+        else:
+            write_masks(*work)
+        for frame, mask in zip(batch.get("frame", []) if video else [], masks):
+            video.add(frame.numpy(), mask)
+        done += len(masks)
+        bar.update(len(masks))
+        lap("writing")
 
     try:
         with tqdm(total=total, unit="frame", disable=None) as bar:
@@ -404,32 +440,20 @@ def predict(args: argparse.Namespace) -> dict:
                     if images is None:
                         continue
                     n = len(images)
-                    if args.compile and n < args.batch_size:  # one input shape: no second compilation
+                    if (args.compile or cuda) and n < args.batch_size:
+                        # One input shape: no second compilation, no cuDNN autotuning of a new shape
+                        # (seconds of it).
                         images = torch.cat([images, images.new_zeros(args.batch_size - n, *images.shape[1:])]
                                            ).contiguous(memory_format=torch.channels_last)
                     channels = model(images)[:n].argmax(1)
-                    masks = to_host((channels if to_ids is None else to_ids[channels]).byte())
+                    # Queued, not awaited: the GPU segments this batch while the host hands the last one over.
+                    in_flight.append((batch, sizes, *to_host((channels if to_ids is None
+                                                              else to_ids[channels]).byte())))
                 lap("device")
-                odd = [(name, h, w) for name, (h, w) in zip(batch["name"], sizes)
-                       if abs(w / h - native[1] / native[0]) > 0.01]
-                if odd and not aspect_said:
-                    print(f"note: frames like {odd[0][0]} are {odd[0][2]} x {odd[0][1]}, another aspect "
-                          f"ratio than the run's {native[1]} x {native[0]} frames: the student sees them "
-                          f"stretched to {size[1]} x {size[0]}", file=sys.stderr)
-                    aspect_said = True
-                frames = [source / name for name in batch["name"]] if args.overlay and not video_in else None
-                work = (out, batch["mask_name"], masks, sizes, palette, frames)
-                if writers:
-                    pending.append(writers.submit(write_masks, *work))
-                    while len(pending) > 2 * args.workers:  # a bounded backlog: memory stays flat
-                        pending.popleft().result()
-                else:
-                    write_masks(*work)
-                for frame, mask in zip(batch.get("frame", []) if video else [], masks):
-                    video.add(frame.numpy(), mask)
-                done += n
-                bar.update(n)
-                lap("writing")
+                if len(in_flight) > 1:
+                    hand_over(*in_flight.popleft())
+            while in_flight:
+                hand_over(*in_flight.popleft())
             while pending:
                 pending.popleft().result()
             lap("writing")
