@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from losses import (SpatialView, augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
-                    sbm_boundary, sbm_consistency_loss, sobel_edges, total_loss)
+from losses import (SpatialView, augmentation_consistency_loss, boundary_consistency_loss,
+                    random_spatial_view, sbm_boundary, sbm_consistency_loss, sobel_edges, total_loss)
 
 
 def reference_soft_ce(target_logits, logits, valid, detach_target=False):

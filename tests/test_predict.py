@@ -116,7 +116,8 @@ def test_ctrl_c_stops_at_once_in_one_line_that_says_how_to_continue(run, tmp_pat
     out = tmp_path / "masks"
     # Its own session, so that Ctrl-C reaches it and its workers, as a terminal's does, and not pytest.
     proc = subprocess.Popen([sys.executable, "predict.py", "--checkpoint", str(run / "checkpoint.pt"),
-                             "--input", str(folder), "--out", str(out), "--batch-size", "1", "--workers", "1"],
+                             "--input", str(folder), "--out", str(out), "--batch-size", "1",
+                             "--workers", "1"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while not list(out.glob("frame_*.png")) and proc.poll() is None and time.monotonic() < deadline:

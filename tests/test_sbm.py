@@ -8,8 +8,8 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from mask_set import MaskSet
-from sbm import (SemanticBridgingModule, ensemble_pseudo_logits, ensemble_pseudo_logits_dense, masked_average_pool,
-                 masked_average_pool_dense)
+from sbm import (SemanticBridgingModule, ensemble_pseudo_logits, ensemble_pseudo_logits_dense,
+                 masked_average_pool, masked_average_pool_dense)
 from models import build_sbm
 
 
@@ -65,7 +65,8 @@ def test_the_fast_forms_compute_the_papers_dense_eqs_1_and_2():
     mask_set = MaskSet.from_masks(masks)
     # Eq. 1 as the paper writes it sees F at the masks' size: a pixel takes the feature of its cell.
     dense_features = F.interpolate(features[None], size=(16, 24), mode="nearest")[0]
-    assert torch.allclose(masked_average_pool(features, mask_set), masked_average_pool_dense(dense_features, masks),
+    assert torch.allclose(masked_average_pool(features, mask_set),
+                          masked_average_pool_dense(dense_features, masks),
                           atol=1e-5)
     fast, covered = ensemble_pseudo_logits(logits, mask_set)
     assert torch.allclose(fast, ensemble_pseudo_logits_dense(logits, masks), atol=1e-6)

@@ -83,7 +83,8 @@ def randomise_batchnorm_statistics(model: torch.nn.Module) -> None:
 
 @pytest.mark.parametrize("build", [lambda: MobileNetUNet(num_outputs=5),  # Lite0's ImageNet statistics
                                    lambda: MobileNetUNet(num_outputs=5, decoder_stride=2),
-                                   lambda: MobileNetUNet(num_outputs=5, encoder="mobilenet_v3", pretrained=False),
+                                   lambda: MobileNetUNet(num_outputs=5, encoder="mobilenet_v3",
+                                                         pretrained=False),
                                    lambda: LRASPPBaseline(num_outputs=5)])
 def test_fused_model_gives_the_logits_of_the_unfused_one(build):
     model = build().eval()
@@ -98,7 +99,8 @@ def test_fused_model_gives_the_logits_of_the_unfused_one(build):
         expected = model(x)
         assert torch.allclose(fused(x), expected, atol=1e-4, rtol=0)
         channels_last = fused.to(memory_format=torch.channels_last)
-        assert torch.allclose(channels_last(x.contiguous(memory_format=torch.channels_last)), expected, atol=1e-4,
+        assert torch.allclose(channels_last(x.contiguous(memory_format=torch.channels_last)), expected,
+                              atol=1e-4,
                               rtol=0)
 
 

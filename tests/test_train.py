@@ -61,8 +61,8 @@ sys.stdout.write(f"rank {os.environ['RANK']}: weights digest {digest}\\n")
 def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path):
     out, cache = tmp_path / "run", tmp_path / "cache"
     (tmp_path / "digests.py").write_text(DIGESTS_OF_EACH_RANK)
-    proc = run_command("-m", "torch.distributed.run", "--nproc_per_node=2", str(tmp_path / "digests.py"), *TINY,
-                       "--epochs", "2", "--out", str(out), "--cache", str(cache))
+    proc = run_command("-m", "torch.distributed.run", "--nproc_per_node=2", str(tmp_path / "digests.py"),
+                       *TINY, "--epochs", "2", "--out", str(out), "--cache", str(cache))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     digests = dict(re.findall(r"rank (\d): weights digest ([0-9a-f]+)", proc.stdout))
     assert set(digests) == {"0", "1"}, proc.stdout[-2000:]
@@ -283,7 +283,8 @@ def test_figure_3_draws_every_stage_of_a_label_free_run(tmp_path):
     state = state_of(tmp_path / "run")
     test = evaluate.run_splits(state["args"])[1]
     mapping = torch.full((11,), 3).numpy()  # every cluster named Ground
-    rows = evaluate.stage_rows(state, [test[0]], mapping, "cpu", evaluate.run_masks(state["args"], [test], "cpu"))
+    masks = evaluate.run_masks(state["args"], [test], "cpu")
+    rows = evaluate.stage_rows(state, [test[0]], mapping, "cpu", masks)
     assert list(rows[0]) == ["input", "teacher's masks", "SBM pseudo-labels", "student", "ground truth"]
     assert rows[0]["teacher's masks"].shape == (64, 96, 3) and rows[0]["student"].shape == (64, 96)
     # Pseudo-labels and prediction are named by the same mapping.
