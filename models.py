@@ -50,7 +50,7 @@ def load_checkpoint(path: str | Path) -> dict:
 def trained_student(state: dict, device: str | torch.device = "cpu") -> nn.Module:
     """The student saved in a train.py checkpoint (`load_checkpoint`), in eval mode."""
     args = state["args"]
-    # A checkpoint saved before --decoder-stride existed holds the stride-2 decoder.
+    # A checkpoint saved before issue 36 holds the stride-2 decoder and does not say so.
     student = build_student(args["student"], args["clusters"], args["encoder"], pretrained=False,
                             decoder_stride=args.get("decoder_stride", 2))
     student.load_state_dict(state["student"])

@@ -141,8 +141,8 @@ class MobileNetUNet(nn.Module):
     """MobileNet-UNet student: encoder + UNet decoder (stride 32 -> 16 -> 8 -> 4) + bilinear x4.
 
     encoder: "efficientnet_lite0" (default), "mobilenet_v3", or "random" (Lite0, random init).
-    decoder_stride: where the decoder stops and the logits are predicted: 4 (default), or 2, the
-    decoder before issue 36 (one more stage, on the stride-2 skip), or 8 (as LRASPP).
+    decoder_stride: where the decoder stops and the logits are predicted: 4, or 2, the decoder before
+    issue 36 (one more stage, on the stride-2 skip), which checkpoints from before it hold.
     forward(x: (B, 3, H, W) float in [0, 1], H and W multiples of 32) -> logits (B, num_outputs, H, W).
     """
 
@@ -151,8 +151,9 @@ class MobileNetUNet(nn.Module):
         super().__init__()
         if encoder not in ENCODER_NAMES:
             raise ValueError(f"unknown encoder {encoder!r}: choose one of {ENCODER_NAMES}")
-        if decoder_stride not in (2, 4, 8):
-            raise ValueError(f"decoder_stride {decoder_stride}: choose 2, 4 or 8")
+        if decoder_stride not in (2, 4):
+            raise ValueError(f"decoder_stride {decoder_stride}: choose 4, or 2 for a checkpoint from before "
+                             "issue 36")
         self.encoder_name, self.decoder_stride = encoder, decoder_stride
         self.encoder = MobileNetEncoder("efficientnet_lite0" if encoder == "random" else encoder,
                                         pretrained=pretrained and encoder != "random")

@@ -115,9 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", default="unet", choices=["unet", "lraspp"],
                    help="the student: our MobileNet-UNet [ours; the paper does not give its layers] or "
                         "torchvision's LRASPP-MobileNetV3 [ours, Table 1's speed and accuracy comparison]")
-    p.add_argument("--decoder-stride", type=int, default=4, choices=[2, 4, 8],
-                   help="[ours] where the MobileNet-UNet's decoder stops and predicts its logits, upsampled "
-                        "bilinearly: 4; 2 is the decoder before issue 36 (slower), 8 LRASPP's (RESULTS.md)")
     p.add_argument("--encoder", default="efficientnet_lite0",
                    choices=["efficientnet_lite0", "mobilenet_v3", "random"],
                    help="student encoder: EfficientNet-Lite0 with the ImageNet weights that install from "
@@ -143,6 +140,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    # [ours] The student's decoder stops at stride 4 (student.py): as accurate as the stride-2 decoder before
+    # issue 36 and faster (RESULTS.md, Speed). Saved with the run, so that a stride-2 run resumes as it began.
+    args.decoder_stride = 4
     if args.resume:
         args = resumed_settings(parser, args, argv)
     synthetic = args.data == "synthetic"
@@ -173,7 +173,7 @@ def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
         raise SystemExit(f"error: --resume: no run in {args.out} (no settings.json); start without --resume, "
                          "or pass the stopped run's --out")
     saved = json.loads(saved_files[0].read_text())
-    saved.setdefault("decoder_stride", 2)  # a run saved before the flag: the stride-2 decoder
+    saved.setdefault("decoder_stride", 2)  # a run saved before issue 36: the stride-2 decoder
     given = {action.dest for action in parser._actions for token in argv
              if token.split("=")[0] in action.option_strings}
     for name in sorted(given - RESUMABLE):

@@ -212,7 +212,7 @@ def inference_models(num_classes: int) -> dict[str, Callable[[], nn.Module]]:
         "student": lambda: MobileNetUNet(num_outputs=num_classes),
         # the one `train.py --student lraspp` trains
         "lraspp": lambda: LRASPPBaseline(num_outputs=num_classes),
-        # the student's decoder before issue 36 (`train.py --decoder-stride 2`)
+        # the student's decoder before issue 36 (to stride 2; dropped as slower, not more accurate)
         "student_stride2": lambda: MobileNetUNet(num_outputs=num_classes, decoder_stride=2),
         "fcn": lambda: OutputOnly(fcn_resnet50(weights=None, weights_backbone=None, num_classes=num_classes,
                                                aux_loss=False)),

@@ -20,7 +20,6 @@ PARALLEL=${PARALLEL:-8}
 EXTRA=${EXTRA:-}  # flags added to every run, e.g. EXTRA="--size 64 96 --epochs 1" for a smoke test
 declare -A ROWS=(
   [soccersam]=""                                    # the headline: train.py's defaults (two AdamW)
-  [soccersam-s2]="--decoder-stride 2"               # the student's decoder before issue 36
   [sbm-fixed]="--sbm-lr 0"                          # the SBM fixed at its k-means start, one AdamW
   [wo-sbm]="--lambda-sbm 0"                         # Table 2 ablations
   [wo-bd]="--lambda-bd 0"
