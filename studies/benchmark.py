@@ -142,10 +142,23 @@ def time_call_ms(fn: Callable[[], object], device: torch.device) -> float:
     return watch.ms()
 
 
-def median_ms(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+def median_ms_in_turns(calls: dict[str, Callable[[], object]], device: torch.device, warmup: int,
+                       repeats: int) -> dict[str, float]:
+    """Median milliseconds of each call, the calls taking turns (a b c, then c b a, ...): a slow spell
+    of a shared machine falls on every model alike, so their ratios hold where the times do not."""
+    names = list(calls)
     for _ in range(warmup):
-        fn()
-    return statistics.median(time_call_ms(fn, device) for _ in range(repeats))
+        for name in names:
+            calls[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for turn in range(repeats):
+        for name in names if turn % 2 == 0 else names[::-1]:
+            times[name].append(time_call_ms(calls[name], device))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def median_ms(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+    return median_ms_in_turns({"call": fn}, device, warmup, repeats)["call"]
 
 
 @contextlib.contextmanager
@@ -278,21 +291,6 @@ def inference_call(model: nn.Module, variant: Variant, batch: int, size: list[in
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=variant.bf16):
             model(x)
     return run
-
-
-def median_ms_in_turns(calls: dict[str, Callable[[], object]], device: torch.device, warmup: int,
-                       repeats: int) -> dict[str, float]:
-    """Median milliseconds of each call, the calls taking turns (a b c, then c b a, ...): a slow spell
-    of a shared machine falls on every model alike, so their ratios hold where the times do not."""
-    names = list(calls)
-    for _ in range(warmup):
-        for name in names:
-            calls[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for turn in range(repeats):
-        for name in names if turn % 2 == 0 else names[::-1]:
-            times[name].append(time_call_ms(calls[name], device))
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def fastest(times: dict[tuple[str, str, int], float], model: str, batch: int) -> tuple[str, float] | None:
