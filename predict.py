@@ -344,6 +344,7 @@ def predict(args: argparse.Namespace) -> dict:
         print(f"warning: {checkpoint} was trained on synthetic scenes (train.py's default): its masks "
               "of real footage mean nothing; train with --data FSSOD_DIR for those", file=sys.stderr)
     video_in = isinstance(dataset, VideoFrames)
+    jpeg_bytes = not video_in and dataset.jpeg_bytes  # a folder of JPEGs, decoded on the device
     (out / OVERLAYS if args.overlay and not video_in else out).mkdir(parents=True, exist_ok=True)
     mapping, palette, names, what = run_names(checkpoint, state)
     write_legend(out / "legend.png", palette, names, what)
@@ -377,8 +378,7 @@ def predict(args: argparse.Namespace) -> dict:
         # Compilation (and cuDNN's choice of kernels) happens here, on a dummy batch, not on the clock.
         model(torch.zeros(args.batch_size, 3, *size, device=device
                           ).contiguous(memory_format=torch.channels_last))
-        # nvJPEG sets itself up on its first call: on a blank frame, not on the clock.
-        if isinstance(dataset, FolderFrames) and dataset.jpeg_bytes:
+        if jpeg_bytes:  # nvJPEG sets itself up on its first call: on a blank frame, not on the clock
             blank = io.BytesIO()
             Image.new("RGB", (size[1], size[0])).save(blank, format="JPEG")
             device_images({"jpeg": [torch.frombuffer(bytearray(blank.getvalue()), dtype=torch.uint8)],
@@ -467,7 +467,7 @@ def predict(args: argparse.Namespace) -> dict:
     limit = max(waited, key=waited.get)
     report = dict(frames=done, seconds=wall, fps=done / wall if wall else 0.0, limit=limit,
                   **{f"{k}_seconds": v for k, v in waited.items()})
-    decoder = "PyAV" if video_in else "the device" if dataset.jpeg_bytes else "PIL"
+    decoder = "PyAV" if video_in else "the device" if jpeg_bytes else "PIL"
     print(f"{done} frames in {wall:.1f} s: {report['fps']:.1f} frames per second, decoding ({decoder}) and "
           f"writing included (the main loop waited {waited['frames']:.1f} s for frames, "
           f"{waited['device']:.1f} s for the device, {waited['writing']:.1f} s for writing: {limit} is the "
