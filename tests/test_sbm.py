@@ -66,8 +66,7 @@ def test_the_fast_forms_compute_the_papers_dense_eqs_1_and_2():
     # Eq. 1 as the paper writes it sees F at the masks' size: a pixel takes the feature of its cell.
     dense_features = F.interpolate(features[None], size=(16, 24), mode="nearest")[0]
     assert torch.allclose(masked_average_pool(features, mask_set),
-                          masked_average_pool_dense(dense_features, masks),
-                          atol=1e-5)
+                          masked_average_pool_dense(dense_features, masks), atol=1e-5)
     fast, covered = ensemble_pseudo_logits(logits, mask_set)
     assert torch.allclose(fast, ensemble_pseudo_logits_dense(logits, masks), atol=1e-6)
     assert torch.equal(covered, masks.any(dim=0))

@@ -100,8 +100,7 @@ def test_fused_model_gives_the_logits_of_the_unfused_one(build):
         assert torch.allclose(fused(x), expected, atol=1e-4, rtol=0)
         channels_last = fused.to(memory_format=torch.channels_last)
         assert torch.allclose(channels_last(x.contiguous(memory_format=torch.channels_last)), expected,
-                              atol=1e-4,
-                              rtol=0)
+                              atol=1e-4, rtol=0)
 
 
 def test_fuse_batchnorm_alone_folds_every_batch_norm():
