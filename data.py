@@ -35,7 +35,10 @@ import torch
 from PIL import Image
 
 from classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, OFFICIALS, PALETTE
-from stand_ins.synthetic import PAPER_SIZE as DEFAULT_SIZE, SyntheticScenes
+from stand_ins.synthetic import SyntheticScenes
+
+# Section 3.1: every frame resized to 416 x 608 (H x W).
+PAPER_SIZE = (416, 608)
 
 MASK_SUFFIX = "___fuse.png"
 DOWNLOAD_HINT = ("download FSSOD (Football Semantic Segmentation, the publisher's flat folder of frames and "
@@ -164,7 +167,7 @@ class FSSOD(torch.utils.data.Dataset):
         self,
         root: str | Path,
         split: str = "train",
-        size: tuple[int, int] = DEFAULT_SIZE,
+        size: tuple[int, int] = PAPER_SIZE,
         labels: bool = False,
         split_file: str | Path | None = None,
         fold: int | None = None,
@@ -274,7 +277,7 @@ class FSSOD(torch.utils.data.Dataset):
         return item
 
 
-def open_dataset(data: str | Path, split: str, size: tuple[int, int] = DEFAULT_SIZE, labels: bool = False,
+def open_dataset(data: str | Path, split: str, size: tuple[int, int] = PAPER_SIZE, labels: bool = False,
                  fold: int | None = None, folds: int = 5, max_frames: int | None = None,
                  black_is_class: bool = False) -> torch.utils.data.Dataset:
     """FSSOD at `data` (or its fold), or synthetic scenes when data == "synthetic": `max_frames` (default
@@ -333,7 +336,7 @@ def main() -> None:
     parser.add_argument("--split", default="train", choices=("train", "test", "all"))
     parser.add_argument("--fold", type=int,
                         help="a cross-validation fold (0..4) instead of split.json's split")
-    parser.add_argument("--size", type=int, nargs=2, default=DEFAULT_SIZE, metavar=("H", "W"))
+    parser.add_argument("--size", type=int, nargs=2, default=PAPER_SIZE, metavar=("H", "W"))
     args = parser.parse_args()
     dataset = FSSOD(args.data, args.split, tuple(args.size), labels=True, fold=args.fold, black_is_class=True)
     counts = np.zeros(NUM_CLASSES, dtype=np.int64)

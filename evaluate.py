@@ -32,11 +32,11 @@ from torch.utils.data import DataLoader
 
 from classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, OFFICIALS
 from data import open_dataset
+from engineering.files import report_user_errors, write_atomically
 from figures import (DISPLAY_PALETTE, as_rgb, cluster_palette, mask_boundaries, plot_classwise_iou,
                      plot_qualitative, results_tables)
 from models import load_checkpoint, trained_sbm, trained_student
 from sam_teacher import MaskCache, build_cache, make_teacher, missing_frames
-from utils import report_user_errors, write_atomically
 
 # ----------------------------------------------------------------------------------------------
 # The paper's scores, and how label-free clusters are named.

@@ -43,10 +43,10 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from tqdm import tqdm
 
 from classes import CLASS_NAMES
+from engineering.fast_inference import fuse_for_inference
+from engineering.files import report_user_errors, write_atomically
 from figures import DISPLAY_PALETTE, cluster_palette
 from models import load_checkpoint, trained_student
-from student import fuse_for_inference
-from utils import report_user_errors, write_atomically
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 OVERLAYS, OVERLAY_VIDEO = "overlays", "overlay.mp4"

@@ -26,23 +26,20 @@ Build a cache beforehand (train.py otherwise builds the one it needs, in this de
     python3 sam_teacher.py --data ../shared/fssod --source boundary --out cache/fssod-boundary-416x608
 """
 import argparse
-import io
 import json
-import math
 import os
 import sys
-import zipfile
 from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from data import check_size, open_dataset
+from engineering.files import check_rgb_image, report_user_errors, write_atomically
+from engineering.mask_files import FORMAT as CACHE_FORMAT, encode_mask_set, read_mask_set
 from mask_set import MaskSet
 from stand_ins.regions import BoundaryTeacher, OracleTeacher, SuperpixelTeacher
-from utils import check_rgb_image, report_user_errors, write_atomically
 
 CHECKPOINT_HELP = (
     "The official SAM checkpoints are listed at "
@@ -50,8 +47,6 @@ CHECKPOINT_HELP = (
     "(vit_b: sam_vit_b_01ec64.pth, vit_l: sam_vit_l_0b3195.pth, vit_h: sam_vit_h_4b8939.pth); "
     "download one and pass its path with --sam-checkpoint."
 )
-# SAM sees every image with its longest side at 1024 pixels (segment-anything's ResizeLongestSide).
-SAM_INPUT_SIZE = 1024
 
 
 def load_sam(checkpoint: str) -> torch.nn.Module:
@@ -144,12 +139,6 @@ def sort_by_area(masks: np.ndarray) -> np.ndarray:
 
 SOURCES = ("sam", "boundary", "superpixel", "oracle")
 SETTINGS_FILE = "settings.json"
-# Version of the per-frame file layout; a cache written in another layout is refused with a rebuild hint.
-CACHE_FORMAT = 3
-# Fixed zip timestamp so that the same masks always give the same bytes on disk (np.savez stamps
-# the current time, which would make a resumed cache differ from an uninterrupted one).
-ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
-
 Teacher = SamTeacher | BoundaryTeacher | SuperpixelTeacher | OracleTeacher
 
 
@@ -183,24 +172,6 @@ def missing_frames(cache_dir: str, names: Sequence[str]) -> list[str]:
     """The names among `names` whose masks are not in cache_dir yet (all of them when there is no
     cache): callers build the teacher only when this is not empty, so a complete cache never loads SAM."""
     return [name for name in names if not os.path.isfile(_frame_path(str(cache_dir), name))]
-
-
-def _encode_frame(masks: MaskSet) -> bytes:
-    """masks: MaskSet -> the bytes of a deterministic .npz."""
-    arrays = {
-        "shape": np.asarray([len(masks), masks.num_segments, *masks.segments.shape], dtype=np.int64),
-        "segments": masks.segments.numpy().astype(np.int32),
-        "membership": np.packbits(masks.membership.numpy().reshape(-1)),
-    }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for key, array in arrays.items():
-            entry = io.BytesIO()
-            np.lib.format.write_array(entry, array, allow_pickle=False)
-            info = zipfile.ZipInfo(key + ".npy", date_time=ZIP_DATE_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, entry.getvalue())
-    return buffer.getvalue()
 
 
 def _settings_difference(stored: dict, expected: dict, keys: list[str]) -> str:
@@ -259,12 +230,7 @@ class MaskCache:
             raise FileNotFoundError(f"Frame {name!r} is not in the mask cache "
                                     f"{self.cache_dir!r} ({path} is missing). "
                                     f"Build it with: {self.rebuild_command}")
-        with np.load(path, allow_pickle=False) as stored:
-            count, num_segments = (int(v) for v in stored["shape"][:2])
-            membership = np.unpackbits(stored["membership"], count=count * num_segments)
-            membership = membership.reshape(count, num_segments)
-            return MaskSet(torch.from_numpy(stored["segments"].astype(np.int64)),
-                           torch.from_numpy(membership.astype(bool)))
+        return read_mask_set(path)
 
 
 def _to_uint8_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -320,43 +286,8 @@ def build_cache(dataset: Sequence[dict], teacher: Teacher, out_dir: str, progres
             masks = teacher(image, label.numpy() if isinstance(label, torch.Tensor) else np.asarray(label))
         else:
             masks = teacher(image)
-        write_atomically(path, _encode_frame(MaskSet.from_masks(masks)))
+        write_atomically(path, encode_mask_set(MaskSet.from_masks(masks)))
     return MaskCache(out_dir, expected_settings=settings)
-
-
-# ----------------------------------------------------------------------------------------------
-# SAM's image encoder as the SBM's frozen feature map F (section 2.2, the paper's reading).
-
-class SamImageEncoder(torch.nn.Module):
-    """SAM's ViT image encoder as the SBM's frozen backbone F (train.py's `--sbm-backbone sam`), the
-    paper's reading: (B, 3, H, W) in [0, 1] -> [(B, 256, H / 16, W / 16)]."""
-
-    def __init__(self, checkpoint: str | None):
-        super().__init__()
-        if checkpoint is None:
-            raise FileNotFoundError("--sbm-backbone sam needs --sam-checkpoint PATH to a segment-anything "
-                                    "checkpoint (e.g. sam_vit_b_01ec64.pth), or use --sbm-backbone "
-                                    "efficientnet_lite0")
-        sam = load_sam(checkpoint)
-        self.image_encoder = sam.image_encoder
-        self.register_buffer("mean", sam.pixel_mean.view(1, 3, 1, 1) / 255, persistent=False)
-        self.register_buffer("std", sam.pixel_std.view(1, 3, 1, 1) / 255, persistent=False)
-        self.channels = [256]
-        self.weights_description = f"SAM {sam.model_type} image encoder from {os.path.basename(checkpoint)}"
-
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        height, width = images.shape[-2:]
-        # SAM sees the frame as it was trained: longest side 1024, padded bottom-right to a square.
-        scale = SAM_INPUT_SIZE / max(height, width)
-        resized_h, resized_w = round(height * scale), round(width * scale)
-        x = F.interpolate(images, size=(resized_h, resized_w), mode="bilinear", align_corners=False)
-        padding = (0, SAM_INPUT_SIZE - resized_w, 0, SAM_INPUT_SIZE - resized_h)
-        x = F.pad((x - self.mean) / self.std, padding)
-        embedding = self.image_encoder(x)
-        grid = embedding.shape[-1] / SAM_INPUT_SIZE
-        embedding = embedding[..., : math.ceil(resized_h * grid), : math.ceil(resized_w * grid)]
-        size = (height // 16, width // 16)
-        return [F.interpolate(embedding, size=size, mode="bilinear", align_corners=False)]
 
 
 def main(argv: list[str] | None = None) -> None:

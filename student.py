@@ -18,7 +18,6 @@ sibling module.
 """
 
 import contextlib
-import copy
 import io
 
 import torch
@@ -141,26 +140,20 @@ class MobileNetUNet(nn.Module):
     """MobileNet-UNet student: encoder + UNet decoder (stride 32 -> 16 -> 8 -> 4) + bilinear x4.
 
     encoder: "efficientnet_lite0" (default), "mobilenet_v3", or "random" (Lite0, random init).
-    decoder_stride: where the decoder stops and the logits are predicted: 4, or 2, the decoder before
-    issue 36 (one more stage, on the stride-2 skip), which checkpoints from before it hold.
     forward(x: (B, 3, H, W) float in [0, 1], H and W multiples of 32) -> logits (B, num_outputs, H, W).
     """
 
     def __init__(self, num_outputs: int = 11, encoder: str = "efficientnet_lite0", pretrained: bool = True,
-                 decoder_channels: tuple[int, ...] = (96, 64, 32, 24), decoder_stride: int = 4):
+                 decoder_channels: tuple[int, ...] = (96, 64, 32)):
         super().__init__()
         if encoder not in ENCODER_NAMES:
             raise ValueError(f"unknown encoder {encoder!r}: choose one of {ENCODER_NAMES}")
-        if decoder_stride not in (2, 4):
-            raise ValueError(f"decoder_stride {decoder_stride}: choose 4, or 2 for a checkpoint from before "
-                             "issue 36")
-        self.encoder_name, self.decoder_stride = encoder, decoder_stride
+        self.encoder_name = encoder
         self.encoder = MobileNetEncoder("efficientnet_lite0" if encoder == "random" else encoder,
                                         pretrained=pretrained and encoder != "random")
         self.weights_description = self.encoder.weights_description
-        # One stage per skip from stride 16 down to decoder_stride: 3 stages for stride 4.
-        num_stages = FEATURE_STRIDES[::-1].index(decoder_stride)
-        skip_channels = self.encoder.channels[-2::-1][:num_stages]  # strides 16, 8, 4 (, 2)
+        # One stage per skip connection, at strides 16, 8 and 4, each upsampling the stage before it.
+        skip_channels = self.encoder.channels[-2:0:-1]  # strides 16, 8, 4
         in_channels = self.encoder.channels[-1]
         stages = []
         for skip, out in zip(skip_channels, decoder_channels):
@@ -176,7 +169,7 @@ class MobileNetUNet(nn.Module):
     def describe(self) -> str:
         """One line for logs: encoder, its weights, the decoder's stride and parameter counts."""
         encoder = sum(p.numel() for p in self.encoder.parameters())
-        return (f"MobileNet-UNet ({self.weights_description}; decoder to stride {self.decoder_stride}): "
+        return (f"MobileNet-UNet ({self.weights_description}; decoder to stride 4): "
                 f"{self.num_parameters / 1e6:.2f} M parameters (encoder {encoder / 1e6:.2f} M, "
                 f"decoder {(self.num_parameters - encoder) / 1e6:.2f} M)")
 
@@ -195,112 +188,3 @@ class MobileNetUNet(nn.Module):
         # rows), and at stride 4 a ball of a few pixels still has a feature cell of its own (supervised, the
         # ball's IoU rose from 0.0 at stride 2 to 29.1 at stride 4: RESULTS.md, Speed).
         return F.interpolate(self.classifier(y), size=(height, width), mode="bilinear", align_corners=False)
-
-
-# Inference: the same logits with fewer passes over memory. Around its convolutions the shipped Lite0
-# runs a batch norm, a ReLU6 into a new tensor and a padded copy of each depthwise convolution's input,
-# all at the widest layers' size (96 channels at stride 2); without them its encoder takes about a third
-# less time on a CPU (studies/benchmark.py, the "fused" rows).
-
-# The convolution and batch-norm pairs of an EfficientNet(-Lite) MBConv block (efficientnet_lite_pytorch's
-# MBConvBlock); its stem, like every torchvision and decoder pair, sits side by side in an nn.Sequential.
-EFFICIENTNET_CONV_BN = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
-
-
-@torch.no_grad()
-def _fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
-    """conv <- bn(conv(x)) for an eval-mode bn, with s = gamma / sqrt(var + eps):
-    w' = w * s, b' = (b - mean) * s + beta."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    conv.weight.mul_(scale.view(-1, 1, 1, 1))
-    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
-
-
-def fuse_batchnorm(model: nn.Module) -> nn.Module:
-    """An eval-mode copy of `model` with every batch norm folded into the convolution before it (for
-    inference only: the folded statistics are the running ones). Pairs: a Conv2d followed by a
-    BatchNorm2d in an nn.Sequential, and the pairs of EFFICIENTNET_CONV_BN."""
-    model = copy.deepcopy(model).eval()
-    for module in list(model.modules()):
-        pairs = [(a, b) for a, b in EFFICIENTNET_CONV_BN if hasattr(module, a) and hasattr(module, b)]
-        if isinstance(module, nn.Sequential):
-            names = list(module._modules)
-            pairs += list(zip(names, names[1:]))
-        for conv_name, bn_name in pairs:
-            conv, bn = getattr(module, conv_name), getattr(module, bn_name)
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                _fold_batchnorm(conv, bn)
-                setattr(module, bn_name, nn.Identity())
-    return model
-
-
-@torch.no_grad()
-def fold_same_padding(model: nn.Module) -> nn.Module:
-    """`model` with the TF "SAME" padding of Lite0's convolutions moved into the convolution, in place.
-
-    efficientnet_lite_pytorch pads every input with an nn.ZeroPad2d (`static_padding`), a full copy of
-    the tensor, then convolves unpadded. Symmetric padding becomes the convolution's own. A stride-2
-    convolution is padded one more at the right and bottom (p, p + 1): the kernel grows by a zero row
-    at the top and a zero column at the left, and the convolution pads p + 1 on every side, so each
-    output sums the same inputs with the same weights (a 4 x 4 kernel for a 3 x 3 one: a little more
-    arithmetic in place of a copy of the input).
-    """
-    for conv in model.modules():
-        pad = getattr(conv, "static_padding", None)
-        if not isinstance(conv, nn.Conv2d) or not isinstance(pad, nn.ZeroPad2d):
-            continue
-        left, right, top, bottom = pad.padding
-        if (left, top) == (right, bottom):
-            conv.padding = (top, left)
-        elif (right, bottom) == (left + 1, top + 1):
-            conv.weight = nn.Parameter(F.pad(conv.weight, (1, 0, 1, 0)))
-            conv.kernel_size, conv.padding = tuple(conv.weight.shape[-2:]), (bottom, right)
-        else:
-            continue
-        conv.static_padding = nn.Identity()
-    return model
-
-
-def fuse_for_inference(model: nn.Module) -> nn.Module:
-    """An eval-mode copy of `model` (a MobileNetUNet or a torchvision network) that gives the same
-    logits to float rounding, faster: batch norms folded (`fuse_batchnorm`), Lite0's padding moved into
-    its convolutions (`fold_same_padding`), its ReLU6 applied in place (each writes over the output of
-    the convolution before it, read by nothing else)."""
-    model = fold_same_padding(fuse_batchnorm(model))
-    for module in model.modules():
-        if isinstance(module, nn.ReLU6):
-            module.inplace = True
-    return model
-
-
-class LRASPPBaseline(nn.Module):
-    """torchvision's LRASPP-MobileNetV3-Large, the real-time segmenter the student is measured
-    against (benchmark.py for speed, `train.py --student lraspp` for accuracy). Random weights:
-    its ImageNet weights need a download. forward(x: (B, 3, H, W)) -> logits (B, num_outputs, H, W)."""
-
-    def __init__(self, num_outputs: int = 11):
-        super().__init__()
-        from torchvision.models.segmentation import lraspp_mobilenet_v3_large
-
-        self.model = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_outputs)
-        self.weights_description = "torchvision LRASPP-MobileNetV3-Large, random weights"
-
-    def describe(self) -> str:
-        parameters = sum(p.numel() for p in self.parameters())
-        return f"{self.weights_description}: {parameters / 1e6:.2f} M parameters"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)["out"]
-
-
-def build_student(architecture: str, num_outputs: int, encoder: str = "efficientnet_lite0",
-                  pretrained: bool = True, decoder_stride: int = 4) -> nn.Module:
-    """architecture "unet" (MobileNetUNet, SoccerSAM's student) or "lraspp" (LRASPPBaseline; no encoder
-    or decoder choice)."""
-    if architecture == "unet":
-        return MobileNetUNet(num_outputs=num_outputs, encoder=encoder, pretrained=pretrained,
-                             decoder_stride=decoder_stride)
-    if architecture == "lraspp":
-        return LRASPPBaseline(num_outputs=num_outputs)
-    raise ValueError(f"unknown student architecture {architecture!r}: choose 'unet' or 'lraspp'")

@@ -36,14 +36,13 @@ from tqdm import tqdm
 import evaluate
 from classes import NUM_CLASSES
 from data import FramesWithMasks, check_size, collate, open_dataset
+from engineering.files import report_user_errors, write_atomically
 from losses import (augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
                     sbm_boundary, sbm_consistency_loss, total_loss)
 from mask_set import MaskSet
-from models import build_sbm, prior_region_classes
+from models import build_sbm, build_student, prior_region_classes
 from sam_teacher import SOURCES, MaskCache, build_cache, make_teacher, missing_frames
 from sbm import SemanticBridgingModule
-from student import build_student
-from utils import report_user_errors, write_atomically
 
 # ----------------------------------------------------------------------------------------------
 # The run's settings. Every flag says whose it is: [paper] the paper's setting, [ablation] Table 2's,
@@ -140,9 +139,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    # [ours] The student's decoder stops at stride 4 (student.py): as accurate as the stride-2 decoder before
-    # issue 36 and faster (RESULTS.md, Speed). Saved with the run, so that a stride-2 run resumes as it began.
-    args.decoder_stride = 4
     if args.resume:
         args = resumed_settings(parser, args, argv)
     synthetic = args.data == "synthetic"
@@ -173,7 +169,6 @@ def resumed_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
         raise SystemExit(f"error: --resume: no run in {args.out} (no settings.json); start without --resume, "
                          "or pass the stopped run's --out")
     saved = json.loads(saved_files[0].read_text())
-    saved.setdefault("decoder_stride", 2)  # a run saved before issue 36: the stride-2 decoder
     given = {action.dest for action in parser._actions for token in argv
              if token.split("=")[0] in action.option_strings}
     for name in sorted(given - RESUMABLE):
@@ -343,8 +338,7 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
     if len(frames) < world:
         raise SystemExit(f"error: {len(frames)} training frames cannot be shared by {world} processes: "
                          "use fewer processes (--nproc_per_node) or more frames")
-    student = build_student(run.student, run.clusters, run.encoder,
-                            decoder_stride=run.decoder_stride).to(device)
+    student = build_student(run.student, run.clusters, run.encoder).to(device)
     if is_cuda:
         student = student.to(memory_format=torch.channels_last)
     if run.supervised:  # Table 1's baseline learns the labels: no teacher, no SBM

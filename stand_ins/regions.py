@@ -21,7 +21,7 @@ from scipy import ndimage
 from skimage import color, graph, measure, morphology, segmentation
 from skimage.segmentation import felzenszwalb
 
-from utils import check_rgb_image
+from engineering.files import check_rgb_image
 
 
 def masks_from_regions(regions: np.ndarray) -> np.ndarray:

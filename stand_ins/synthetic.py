@@ -11,7 +11,7 @@ import torch
 from classes import (ADVERTISEMENT, AUDIENCE, BALL, GOAL_BAR, GOALKEEPER_A, GOALKEEPER_B, GROUND, OFFICIALS,
                      REFEREE, TEAM_A, TEAM_B)
 
-PAPER_SIZE = (416, 608)  # FSSOD's frames as the paper resizes them (H, W)
+SCENE_SIZE = (416, 608)  # FSSOD's frame size after the paper's resize (H, W)
 
 # Kits: (shirt, shorts, socks). Teams and goalkeepers draw from separate lists so that a frame's
 # four kits differ, and from few colours so that the clusters are learnable across frames.
@@ -100,7 +100,7 @@ def _goal(image, label, foot_y: float, left_x: float, height: float, width: floa
     _rect(image, label, foot_y - height, foot_y - height + post, left_x, left_x + width, LINE_WHITE, GOAL_BAR)
 
 
-def make_scene(seed: int, size: tuple[int, int] = PAPER_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def make_scene(seed: int, size: tuple[int, int] = SCENE_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Draw a broadcast-like football frame and its exact label map.
 
     Returns image: (H, W, 3) uint8 and label: (H, W) int64 ids in 0..10 (FSSOD's ids). Top to
@@ -218,7 +218,7 @@ def make_scene(seed: int, size: tuple[int, int] = PAPER_SIZE) -> tuple[np.ndarra
 class SyntheticScenes(torch.utils.data.Dataset):
     """num_frames scenes from make_scene, same item format as FSSOD; frame i uses seed * 100003 + i."""
 
-    def __init__(self, num_frames: int, size: tuple[int, int] = PAPER_SIZE, seed: int = 0,
+    def __init__(self, num_frames: int, size: tuple[int, int] = SCENE_SIZE, seed: int = 0,
                  labels: bool = False) -> None:
         self.size = self.native_size = (int(size[0]), int(size[1]))
         self.seed = seed

@@ -3,11 +3,10 @@
 The paper sells the student as a *real-time* segmenter, so its inference speed comes first: batch-1
 latency (a live broadcast arrives one frame at a time) and large-batch throughput (offline
 analysis), in fp32 and channels_last on a CPU, in bf16 autocast with channels_last and under
-torch.compile on a GPU, each as shipped and fused for inference (student.fuse_for_inference: batch norms
+torch.compile on a GPU, each as shipped and fused for inference (engineering/fast_inference.py: batch norms
 folded into the convolutions, the same logits). The same is timed for torchvision's
-LRASPP-MobileNetV3-Large and FCN-ResNet50, the models a user would pick instead, and for the
-student's decoder before issue 36 (to stride 2), in the same run and in turns (one call of each, then
-the next round): speeds taken on another machine or day do not compare, and the student should be at
+LRASPP-MobileNetV3-Large and FCN-ResNet50, the models a user would pick instead, in the same run and
+in turns (one call of each, then the next round): speeds taken on another machine or day do not compare, and the student should be at
 least as fast as LRASPP, which the table's "x LRASPP" column gives variant by variant, beside each
 model's GFLOP per frame and parameters. Training is the other cost: one full label-free step
 as train.py runs it (the SBM's classifier and eq. 2, the student with eq. 7, the two AdamW updates), the
@@ -49,14 +48,16 @@ from torchvision.models.segmentation import fcn_resnet50
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import train  # noqa: E402
+from engineering.fast_inference import fuse_for_inference  # noqa: E402
+from engineering.files import write_atomically  # noqa: E402
+from engineering.lraspp import LRASPPBaseline  # noqa: E402
 from classes import NUM_CLASSES  # noqa: E402
 from mask_set import MaskSet  # noqa: E402
 from models import build_sbm  # noqa: E402
 from sam_teacher import SamTeacher, build_cache  # noqa: E402
 from stand_ins.regions import BoundaryTeacher, SuperpixelTeacher  # noqa: E402
 from stand_ins.synthetic import SyntheticScenes, make_scene  # noqa: E402
-from student import LRASPPBaseline, MobileNetUNet, fuse_for_inference  # noqa: E402
-from utils import write_atomically  # noqa: E402
+from student import MobileNetUNet  # noqa: E402
 
 SECTIONS = ("inference", "training", "masks", "sam")
 # Defaults that depend on the run: a full GPU run, a (slow) full CPU run, and --quick for CI.
@@ -214,7 +215,7 @@ class Variant(NamedTuple):
     name: str
     bf16: bool  # autocast to bfloat16 (GPU only: bf16 convolutions on a CPU are slower than fp32)
     channels_last: bool  # NHWC memory layout, the one tensor cores read directly
-    fused: bool  # student.fuse_for_inference: batch norms folded into the convolutions, same logits
+    fused: bool  # fuse_for_inference: batch norms folded into the convolutions, same logits
     compiled: bool
 
 
@@ -225,8 +226,6 @@ def inference_models(num_classes: int) -> dict[str, Callable[[], nn.Module]]:
         "student": lambda: MobileNetUNet(num_outputs=num_classes),
         # the one `train.py --student lraspp` trains
         "lraspp": lambda: LRASPPBaseline(num_outputs=num_classes),
-        # the student's decoder before issue 36 (to stride 2; dropped as slower, not more accurate)
-        "student_stride2": lambda: MobileNetUNet(num_outputs=num_classes, decoder_stride=2),
         "fcn": lambda: OutputOnly(fcn_resnet50(weights=None, weights_backbone=None, num_classes=num_classes,
                                                aux_loss=False)),
     }
@@ -234,7 +233,7 @@ def inference_models(num_classes: int) -> dict[str, Callable[[], nn.Module]]:
 
 # fuse_for_inference folds the batch norms it finds in an nn.Sequential or an EfficientNet block; most
 # of ResNet's are in neither, so FCN has no fused rows.
-FUSABLE = {"student", "lraspp", "student_stride2"}
+FUSABLE = {"student", "lraspp"}
 
 
 def describe(model: nn.Module) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from classes import CLASS_NAMES  # noqa: E402
 from evaluate import SMALL_CLASSES  # noqa: E402
-from utils import report_user_errors, write_atomically  # noqa: E402
+from engineering.files import report_user_errors, write_atomically  # noqa: E402
 
 
 def _mean_std(values) -> dict:

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# The paper's modules and their support at the top, the stand-ins for SAM's masks and FSSOD apart.
+# The paper's modules and their support at the top; the stand-ins for SAM's masks and FSSOD, and the
+# engineering around the paper, apart.
 MODULES = {**{path.stem: path for path in ROOT.glob("*.py")},
-           **{f"stand_ins.{path.stem}": path for path in (ROOT / "stand_ins").glob("[!_]*.py")}}
+           **{f"{folder}.{path.stem}": path for folder in ("stand_ins", "engineering")
+              for path in (ROOT / folder).glob("[!_]*.py")}}
 
 
 def sibling_imports(path: Path) -> set[str]:
@@ -27,7 +29,14 @@ def sibling_imports(path: Path) -> set[str]:
 def test_a_reader_finds_the_papers_modules_first():
     paper = {"sam_teacher", "sbm", "student", "losses", "data", "train", "evaluate", "predict"}
     top = {name for name in MODULES if "." not in name}
-    assert paper <= top and len(top) <= 13, sorted(top - paper)
+    assert paper <= top and len(top) <= 12, sorted(top - paper)
+
+
+def test_the_engineering_imports_no_chapter_of_the_paper():
+    chapters = {"sam_teacher", "sbm", "student", "losses", "data", "train", "evaluate", "predict"}
+    for name, path in MODULES.items():
+        if name.startswith("engineering."):
+            assert not sibling_imports(path) & chapters, name
 
 
 def test_no_module_imports_itself_through_others():

@@ -10,7 +10,8 @@ from scipy import ndimage
 
 from mask_set import MaskSet
 from stand_ins.regions import OracleTeacher, SuperpixelTeacher, connected_regions, masks_from_regions
-from sam_teacher import CACHE_FORMAT, MaskCache, SamImageEncoder, SamTeacher, build_cache, make_teacher
+from models import SamImageEncoder
+from sam_teacher import CACHE_FORMAT, MaskCache, SamTeacher, build_cache, make_teacher
 from stand_ins.synthetic import SyntheticScenes, make_scene
 
 SIZE = (64, 96)
@@ -260,7 +261,7 @@ def test_sam_image_encoder_feeds_sam_a_padded_1024_square_and_crops_the_padding(
 
     fake_sam = types.SimpleNamespace(image_encoder=encoder, model_type="vit_b",
                                      pixel_mean=torch.zeros(3), pixel_std=torch.full((3,), 255.0))
-    monkeypatch.setattr("sam_teacher.load_sam", lambda checkpoint: fake_sam)
+    monkeypatch.setattr("models.load_sam", lambda checkpoint: fake_sam)
     image = torch.rand(1, 3, *SIZE)
     features = SamImageEncoder("sam_vit_b_01ec64.pth")(image)
     assert seen[0].shape == (1, 3, 1024, 1024) and not seen[0][..., 683:, :].any()  # 64 x 96 -> 683 x 1024

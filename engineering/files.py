@@ -1,4 +1,4 @@
-"""Shared plumbing, no paper concept: files written atomically, mistakes and Ctrl-C reported in one line.
+"""Files written atomically, mistakes and Ctrl-C reported in one line (engineering, not the paper).
 
 Every file that later work depends on (mask caches, checkpoints, results, predicted masks) is written
 to a temporary name and renamed, so a killed process never leaves half a file. A mistake the user
@@ -44,7 +44,7 @@ def report_user_errors(main: Callable[[], Any]) -> None:
     a mistake the user can fix: it is printed as one line and the command exits with status 1. Anything
     else, or raised inside a library, is a bug and keeps its traceback. Ctrl-C outside a command's own
     handling stops it with one line instead of a traceback."""
-    repository = Path(__file__).resolve().parent
+    repository = Path(__file__).resolve().parents[1]
     try:
         main()
     except (FileNotFoundError, ValueError) as error:
