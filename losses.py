@@ -22,12 +22,18 @@ import torch.nn.functional as F
 SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 4
 
 
-def _masked_mean(per_pixel: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    """Mean of (B, H, W) values over valid pixels; 0 (graph kept) when none is valid."""
+def mean_per_frame(per_pixel: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Each frame's mean over its valid pixels, then the mean over frames: (B, H, W) values -> scalar.
+
+    A frame with no valid pixel counts as 0 (graph kept). The paper does not say how pixels of several
+    frames are pooled. Frame by frame, every frame weighs the same whatever its count of valid pixels, so a
+    batch split into equal shares between processes gives, averaged over them, the whole batch's loss
+    (train.py's global batch: the number of processes changes nothing).
+    """
     if valid is None:
         return per_pixel.mean()
     valid = valid.to(per_pixel.dtype)
-    return (per_pixel * valid).sum() / valid.sum().clamp(min=1)
+    return ((per_pixel * valid).sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp(min=1)).mean()
 
 
 def soft_cross_entropy(target_probabilities: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -93,13 +99,11 @@ def boundary_consistency_loss(student_logits: torch.Tensor, target_edges: torch.
     class-balanced cross-entropy that also asks for no edge off B_SBM (FSSOD, 5-fold CV, 3 seeds: 22.0 ±
     0.7 mIoU / 53.7 ± 0.8 FWIoU against 24.2 ± 0.6 / 54.9 ± 1.1). Without eq. 3 the student scores 24.1 ±
     1.1 / 54.7 ± 2.7: on our data this eq. 3 changes nothing the seeds can tell apart.
-    student_logits: (B, C, H, W); target_edges: (B, H, W) bool -> scalar, 0 (with the graph kept)
-    when the target is empty.
+    student_logits: (B, C, H, W); target_edges: (B, H, W) bool -> scalar, the mean over B_SBM's pixels
+    frame by frame (`mean_per_frame`); a frame with an empty target counts 0.
     """
     student_edges = torch.tanh(sharpness * sobel_edges(F.softmax(student_logits, dim=1)))
-    if not bool(target_edges.any()):
-        return student_edges.sum() * 0
-    return (1 - student_edges)[target_edges].mean()
+    return mean_per_frame(1 - student_edges, target_edges)
 
 
 def sbm_consistency_loss(pseudo_logits: torch.Tensor, student_logits: torch.Tensor,
@@ -112,22 +116,29 @@ def sbm_consistency_loss(pseudo_logits: torch.Tensor, student_logits: torch.Tens
     The target is not detached here: gradients reach the SBM unless the caller passes
     `pseudo_logits.detach()`, so the trainer decides whether the student trains the SBM back.
     """
-    return _masked_mean(soft_cross_entropy(F.softmax(pseudo_logits, dim=1), student_logits), valid)
+    return mean_per_frame(soft_cross_entropy(F.softmax(pseudo_logits, dim=1), student_logits), valid)
 
 
 def photometric_jitter(images: torch.Tensor, brightness: float = 0.4, contrast: float = 0.4,
-                       saturation: float = 0.4, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random brightness, contrast and saturation per image. images: (B, 3, H, W) in [0, 1] -> same."""
+                       saturation: float = 0.4,
+                       generators: list[torch.Generator] | None = None) -> torch.Tensor:
+    """Random brightness, contrast and saturation per image, each factor drawn uniformly in
+    1 +- strength from the image's own generator (the global one without `generators`).
+    The paper names colour jitter without strengths; 0.4 each is ours.
+    images: (B, 3, H, W) in [0, 1] -> same."""
     batch = images.shape[0]
+    generators = generators or [None] * batch
+    # (B, 3): brightness, contrast and saturation factors, one row per image.
+    u = torch.stack([torch.rand(3, generator=g) for g in generators])
+    factors = (1 + torch.tensor([brightness, contrast, saturation]) * (2 * u - 1)).to(images)
 
-    def factor(strength: float) -> torch.Tensor:
-        u = torch.rand(batch, 1, 1, 1, generator=generator)
-        return (1 + strength * (2 * u - 1)).to(images)
+    def factor(which: int) -> torch.Tensor:
+        return factors[:, which].view(batch, 1, 1, 1)
 
     grey = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).unsqueeze(1)
-    x = images * factor(brightness)
-    x = (x - grey.mean(dim=(2, 3), keepdim=True)) * factor(contrast) + grey.mean(dim=(2, 3), keepdim=True)
-    return ((x - grey) * factor(saturation) + grey).clamp(0, 1)
+    x = images * factor(0)
+    x = (x - grey.mean(dim=(2, 3), keepdim=True)) * factor(1) + grey.mean(dim=(2, 3), keepdim=True)
+    return ((x - grey) * factor(2) + grey).clamp(0, 1)
 
 
 @dataclass
@@ -161,32 +172,34 @@ class SpatialView:
         return canvas, valid
 
 
-def random_spatial_view(images: torch.Tensor, generator: torch.Generator | None = None,
+def random_spatial_view(images: torch.Tensor, generators: list[torch.Generator] | None = None,
                         min_scale: float = 0.6, jitter: bool = True) -> tuple[torch.Tensor, SpatialView]:
     """eq. 5's stochastic augmentation T: x' = T(x), a random left-right flip, a random crop
     (each side min_scale..1 of the frame's, aspect kept) resized back to H x W, and colour jitter.
 
+    The paper names flip, crop and colour jitter; the strengths (crops of 0.6-1 of a side, jitter 0.4)
+    are ours. Each frame draws from its own generator (`generators[b]`; the global one without them), so
+    a frame's view does not depend on which other frames share its batch, or its process (train.py).
     images: (B, 3, H, W) in [0, 1] -> (view (B, 3, H, W), SpatialView to map predictions back).
     """
     batch, _, height, width = images.shape
-    flips = torch.rand(batch, generator=generator) < 0.5
-    scales = min_scale + (1 - min_scale) * torch.rand(batch, generator=generator)
-    positions = torch.rand(batch, 2, generator=generator)
-    boxes = []
-    views = []
-    for b in range(batch):
-        box_h, box_w = max(1, round(height * scales[b].item())), max(1, round(width * scales[b].item()))
-        top = int(positions[b, 0].item() * (height - box_h + 1)) if box_h < height else 0
-        left = int(positions[b, 1].item() * (width - box_w + 1)) if box_w < width else 0
-        top, left = min(top, height - box_h), min(left, width - box_w)
-        image = images[b:b + 1].flip(-1) if flips[b] else images[b:b + 1]
+    generators = generators or [None] * batch
+    flips, boxes, views = [], [], []
+    for b, generator in enumerate(generators):
+        flip, scale, down, across = torch.rand(4, generator=generator).tolist()
+        scale = min_scale + (1 - min_scale) * scale
+        box_h, box_w = max(1, round(height * scale)), max(1, round(width * scale))
+        top = min(int(down * (height - box_h + 1)), height - box_h)
+        left = min(int(across * (width - box_w + 1)), width - box_w)
+        image = images[b:b + 1].flip(-1) if flip < 0.5 else images[b:b + 1]
         views.append(F.interpolate(image[..., top:top + box_h, left:left + box_w], size=(height, width),
                                    mode="bilinear", align_corners=False))
+        flips.append(flip < 0.5)
         boxes.append((top, left, box_h, box_w))
     view = torch.cat(views)
     if jitter:
-        view = photometric_jitter(view, generator=generator)
-    return view, SpatialView(flips, torch.tensor(boxes), (height, width))
+        view = photometric_jitter(view, generators=generators)
+    return view, SpatialView(torch.tensor(flips), torch.tensor(boxes), (height, width))
 
 
 def augmentation_consistency_loss(logits_1: torch.Tensor, logits_2: torch.Tensor,
@@ -199,7 +212,7 @@ def augmentation_consistency_loss(logits_1: torch.Tensor, logits_2: torch.Tensor
     P_S^(1) is detached (stop-gradient on the target view, as in consistency training): otherwise
     the cheapest way to agree is for both views to collapse to the same flat prediction.
     """
-    return _masked_mean(soft_cross_entropy(F.softmax(logits_1, dim=1).detach(), logits_2), valid)
+    return mean_per_frame(soft_cross_entropy(F.softmax(logits_1, dim=1).detach(), logits_2), valid)
 
 
 def total_loss(l_sbm: torch.Tensor, l_bd: torch.Tensor, l_aug: torch.Tensor, lambda_sbm: float = 0.3,

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import sys
+import zlib
 from pathlib import Path
 
 import torch
@@ -30,15 +31,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Sampler, Subset
 from tqdm import tqdm
 
 import evaluate
 from classes import NUM_CLASSES
 from data import FramesWithMasks, check_size, collate, open_dataset
 from engineering.files import report_user_errors, write_atomically
-from losses import (augmentation_consistency_loss, boundary_consistency_loss, random_spatial_view,
-                    sbm_boundary, sbm_consistency_loss, total_loss)
+from losses import (augmentation_consistency_loss, boundary_consistency_loss, mean_per_frame,
+                    random_spatial_view, sbm_boundary, sbm_consistency_loss, total_loss)
 from mask_set import MaskSet
 from models import build_sbm, build_student, prior_region_classes
 from sam_teacher import SOURCES, MaskCache, build_cache, make_teacher, missing_frames
@@ -95,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="[ours] continue the stopped run in --out with its own settings (more --epochs "
                         "allowed)")
     p.add_argument("--epochs", type=int, help="[ours] 30 label-free (FSSOD or synthetic), 100 --supervised")
-    p.add_argument("--batch-size", type=int, default=8, help="[ours] frames per process and step")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="[ours] frames per optimizer step, over all processes: each of N processes takes "
+                        "batch-size / N of them, so the steps, learning rates and results do not depend on N")
     p.add_argument("--lr", type=float, default=1e-3,
                    help="[ours] student learning rate; the paper's is 1e-5, at which the student barely "
                         "learns in 30 epochs (RESULTS.md)")
@@ -190,20 +193,21 @@ ADAMW = dict(eps=1e-8, weight_decay=5e-4)
 
 
 def soccersam_losses(student: nn.Module, sbm: SemanticBridgingModule, images: torch.Tensor,
-                     masks: list[MaskSet], embeddings: list[torch.Tensor],
+                     masks: list[MaskSet], embeddings: list[torch.Tensor], augmentation: list[torch.Generator],
                      args: argparse.Namespace) -> dict[str, torch.Tensor]:
     """Eq. 7 for one batch, the way Fig. 1 draws it: masks -> SBM -> y_hat -> three losses on the student.
 
     images: (B, 3, H, W) in [0, 1]; masks[b]: MaskSet of the N_b teacher masks of frame b; embeddings[b]:
-    (N_b, D), their eq. 1 region embeddings (`region_embeddings`) -> {"loss": eq. 7, "sbm", "bd", "aug"},
-    scalars. The paper's L_cons (eq. 4) is the L_sbm of eq. 7: one loss under two names.
+    (N_b, D), their eq. 1 region embeddings (`region_embeddings`); augmentation[b]: frame b's generator for
+    eq. 5 (`augmentation_generators`) -> {"loss": eq. 7, "sbm", "bd", "aug"}, scalars. The paper's L_cons
+    (eq. 4) is the L_sbm of eq. 7: one loss under two names.
     """
     # The SBM's classifier and eq. 2 in fp32 even under bf16 autocast: y_hat (B, K, H, W) is a small
     # K x N product, and bf16 would round the cosine logits (divided by 0.1) in steps of about 0.06.
     with torch.autocast(images.device.type, enabled=False):
         target, covered = sbm.pseudo_logits(embeddings, masks)  # y_hat (B, K, H, W), covered (B, H, W)
     # Eq. 5: x_1 is the frame itself and x_2 an augmented view; one forward pass serves both.
-    view, spatial = random_spatial_view(images)
+    view, spatial = random_spatial_view(images, augmentation)
     logits_1, logits_2_view = student(torch.cat([images, view])).float().chunk(2)  # (B, K, H, W) each
     logits_2, seen = spatial.invert(logits_2_view)  # T^-1: the view's logits back in the frame
     l_bd = boundary_consistency_loss(logits_1, sbm_boundary(target, covered))  # eq. 3, B_SBM fixed
@@ -215,9 +219,11 @@ def soccersam_losses(student: nn.Module, sbm: SemanticBridgingModule, images: to
 
 def supervised_losses(student: nn.Module, images: torch.Tensor,
                       label: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Table 1's supervised baseline: pixel-wise cross-entropy on the ground truth. images (B, 3, H, W),
-    label (B, H, W) class ids, 255 ignored -> {"loss", "ce"}."""
-    loss = F.cross_entropy(student(images).float(), label, ignore_index=255)
+    """Table 1's supervised baseline: pixel-wise cross-entropy on the ground truth, averaged frame by frame
+    as the label-free losses are. images (B, 3, H, W), label (B, H, W) class ids, 255 ignored ->
+    {"loss", "ce"}."""
+    per_pixel = F.cross_entropy(student(images).float(), label, ignore_index=255, reduction="none")
+    loss = mean_per_frame(per_pixel, label != 255)
     return {"loss": loss, "ce": loss}
 
 
@@ -226,8 +232,9 @@ def training_step(batch: dict, student: nn.Module, sbm: SemanticBridgingModule |
                   device: torch.device) -> dict[str, torch.Tensor]:
     """One step from a batch in host memory to the AdamW updates. Returns the losses (the log's parts).
 
-    batch: "image" (B, 3, H, W) in [0, 1], and "masks" (B MaskSets) with their "embeddings" (label-free)
-    or "label" (B, H, W) (supervised). On a GPU the step runs in bf16 autocast.
+    batch: "image" (B, 3, H, W) in [0, 1], and "masks" (B MaskSets) with their "embeddings" and each
+    frame's "augmentation" generator (label-free), or "label" (B, H, W) (supervised). B is this process's
+    share of the global batch. On a GPU the step runs in bf16 autocast.
     """
     is_cuda = device.type == "cuda"
     images = batch["image"].to(device, non_blocking=True)
@@ -238,7 +245,8 @@ def training_step(batch: dict, student: nn.Module, sbm: SemanticBridgingModule |
             parts = supervised_losses(student, images, batch["label"].to(device))
         else:
             masks = [m.to(device, non_blocking=True) for m in batch["masks"]]
-            parts = soccersam_losses(student, sbm, images, masks, batch["embeddings"], args)
+            parts = soccersam_losses(student, sbm, images, masks, batch["embeddings"], batch["augmentation"],
+                                     args)
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
     parts["loss"].backward()
@@ -263,13 +271,16 @@ def training_frames(run: argparse.Namespace, labels: bool = False):
 
 
 def teacher_masks(run: argparse.Namespace, frames, rank: int, world: int) -> FramesWithMasks:
-    """Stage 1: the training frames with the teacher's masks, from its cache; rank 0 builds what is
-    missing first. The teacher is loaded only then: once the cache holds every frame, training never
-    loads SAM."""
-    if rank == 0 and missing_frames(run.cache, frames.names):
+    """Stage 1: the training frames with the teacher's masks, from its cache. The frames it still lacks are
+    built first, in equal shares by all processes: SAM on thousands of frames then keeps every process
+    busy, instead of one working while the others wait past the process group's timeout. The teacher is
+    loaded only then: once the cache holds every frame, training never loads SAM."""
+    missing = set(missing_frames(run.cache, frames.names))
+    share = [i for i, name in enumerate(frames.names) if name in missing][rank::world]
+    if share:
         # The oracle is the one source that reads the ground truth: it is the analysis-only bound.
-        build_cache(training_frames(run, labels=run.source == "oracle"),
-                    make_teacher(run.source, run.sam_checkpoint, run.device), run.cache)
+        build_cache(Subset(training_frames(run, labels=run.source == "oracle"), share),
+                    make_teacher(run.source, run.sam_checkpoint, run.device), run.cache, progress=rank == 0)
     barrier(world)
     cache = MaskCache(run.cache, expected_settings={"source": run.source, "image_size": list(run.size)})
     return FramesWithMasks(frames, cache)
@@ -330,17 +341,54 @@ def save_checkpoint(path: Path, epoch: int, run: argparse.Namespace, student: nn
     write_atomically(path, buffer.getvalue())
 
 
+class GlobalBatches(Sampler):
+    """This process's share of every global batch of an epoch: the batch one process would take, cut into
+    `world` equal shares.
+
+    Each epoch shuffles the frames with a generator seeded by (seed, epoch), the same on every process, and
+    cuts the order into global batches of `batch_size` frames; the last is filled up with the epoch's first
+    frames, so every step takes batch_size frames and an epoch ceil(N / batch_size) steps, whatever the
+    number of processes. Process r takes frames r * share .. (r + 1) * share - 1 of each global batch.
+    """
+
+    def __init__(self, num_frames: int, batch_size: int, seed: int, rank: int, world: int):
+        self.num_frames, self.batch_size, self.seed, self.rank = num_frames, batch_size, seed, rank
+        self.share, self.epoch = batch_size // world, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-self.num_frames // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(self.num_frames, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        order = order.repeat(-(-len(self) * self.batch_size // self.num_frames)).tolist()
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start + self.rank * self.share:start + (self.rank + 1) * self.share]
+
+
+def augmentation_generators(seed: int, epoch: int, names: list[str]) -> list[torch.Generator]:
+    """One generator per frame for eq. 5's augmentation, seeded by the run's seed, the epoch and the frame's
+    name: a frame gets the same view in the same epoch whichever process, and batch, it lands in."""
+    return [torch.Generator().manual_seed(zlib.crc32(f"{seed}/{epoch}/{name}".encode())) for name in names]
+
+
 def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, device: torch.device) -> None:
     """Trains one student into run_dir (checkpoint.pt after every epoch) and, on rank 0, scores it."""
     is_cuda, checkpoint = device.type == "cuda", run_dir / "checkpoint.pt"
     torch.manual_seed(run.seed)
     frames = training_frames(run, labels=run.supervised)
-    if len(frames) < world:
-        raise SystemExit(f"error: {len(frames)} training frames cannot be shared by {world} processes: "
-                         "use fewer processes (--nproc_per_node) or more frames")
     student = build_student(run.student, run.clusters, run.encoder).to(device)
     if is_cuda:
         student = student.to(memory_format=torch.channels_last)
+    synced = is_cuda and world > 1
+    if synced:
+        # BatchNorm over the global batch, as one process computes it: each batch norm gathers the mean and
+        # variance of every process's share (one all-gather a layer forward, one all-reduce backward: a few
+        # milliseconds a step, RESULTS.md). We pay it so that the number of GPUs does not change what the
+        # student learns; on CPUs (gloo, tests) each process normalises its own share.
+        student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
     if run.supervised:  # Table 1's baseline learns the labels: no teacher, no SBM
         dataset, sbm, embeddings = frames, None, None
     else:
@@ -370,13 +418,14 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
         start_sbm(sbm, dataset, embeddings, run, rank, world, device)  # 3. the SBM's start
 
     # 4. Epochs of eq. 7. No loader workers: after the first epoch every frame and its masks are in memory.
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=run.seed)
-    loader = DataLoader(dataset, batch_size=run.batch_size, sampler=sampler, collate_fn=collate,
-                        pin_memory=is_cuda)
+    sampler = GlobalBatches(len(dataset), run.batch_size, run.seed, rank, world)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, pin_memory=is_cuda)
     student_step = student if world == 1 else DistributedDataParallel(
         student, device_ids=[device.index] if is_cuda else None)
     for epoch in range(start_epoch, run.epochs):
-        # Seeding each epoch (and rank) makes a resumed run take the same random draws as an unbroken one.
+        # Seeding each epoch makes a resumed run take the same random draws as an unbroken one. The global
+        # generator draws only the student's stochastic depth, per process; eq. 5's views come from each
+        # frame's own generator (`augmentation_generators`).
         torch.manual_seed(run.seed + 1000 * epoch + rank)
         sampler.set_epoch(epoch)
         student.train()
@@ -384,11 +433,17 @@ def train_run(run: argparse.Namespace, run_dir: Path, rank: int, world: int, dev
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{run.epochs}", disable=rank != 0, leave=False):
             if sbm is not None:
                 batch["embeddings"] = [embeddings[name] for name in batch["name"]]
+                batch["augmentation"] = augmentation_generators(run.seed, epoch, batch["name"])
             for k, v in training_step(batch, student_step, sbm, optimizers, run, device).items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach())
         if world > 1:
-            # DDP averages gradients but each rank keeps its own BatchNorm running statistics after the
-            # last step; rank 0's are the ones saved, so every rank takes them.
+            # The log's losses: the mean of the processes' shares is the global batch's loss.
+            losses = torch.tensor(list(totals.values()), device=device)
+            dist.all_reduce(losses)
+            totals = dict(zip(totals, (losses / world).tolist()))
+        if world > 1 and not synced:
+            # Each process normalised its own share, so their BatchNorm running statistics differ; rank 0's
+            # are the ones saved, so every rank takes them.
             broadcast_from_rank0(student.buffers())
         if rank == 0:  # the epoch's checkpoint first, then its line: a logged epoch is a kept one
             save_checkpoint(checkpoint, epoch, run, student, sbm, optimizers)
@@ -412,11 +467,21 @@ def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     if not device.startswith("cuda"):
         dist.init_process_group("gloo")
         return dist.get_rank(), dist.get_world_size(), torch.device("cpu")
+    local, local_world, gpus = int(os.environ["LOCAL_RANK"]), int(os.environ["LOCAL_WORLD_SIZE"]), \
+        torch.cuda.device_count()
+    gpu = torch.device("cuda", local % gpus)
+    torch.cuda.set_device(gpu)
+    if local_world > gpus:
+        # More processes than GPUs (torchrun --nproc_per_node=2 on one GPU): they share the GPUs over gloo,
+        # as NCCL refuses two processes on one GPU. A way to test the distributed path, not a speed-up.
+        dist.init_process_group("gloo")
+        if dist.get_rank() == 0:
+            print(f"note: {local_world} processes share {gpus} GPU(s), talking over gloo: this tests the "
+                  "distributed path; it is not faster than one process")
+        return dist.get_rank(), dist.get_world_size(), gpu
     # One GPU per process, named to NCCL up front so that it does not guess it from the rank.
-    local = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    torch.cuda.set_device(local)
-    dist.init_process_group("nccl", device_id=local)
-    return dist.get_rank(), dist.get_world_size(), local
+    dist.init_process_group("nccl", device_id=gpu)
+    return dist.get_rank(), dist.get_world_size(), gpu
 
 
 def barrier(world: int) -> None:
@@ -444,6 +509,12 @@ def report(results: dict, out: Path) -> None:
 def main(argv: list[str] | None = None) -> dict | None:
     args = parse_args(argv)
     rank, world, device = setup_distributed(args.device)
+    if args.batch_size % world:
+        raise SystemExit(f"error: --batch-size {args.batch_size} is the global batch, which {world} processes "
+                         f"cannot share equally: pass a multiple of {world}, or start fewer processes")
+    if rank == 0:
+        print(f"global batch {args.batch_size} frames a step"
+              + (f", {args.batch_size // world} on each of {world} processes" if world > 1 else ""))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every step has the same shapes: let cuDNN pick its fastest
     out = Path(args.out)

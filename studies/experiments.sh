@@ -17,6 +17,7 @@ RUNS=${RUNS:-runs}
 SEEDS=${SEEDS:-0 1 2}
 FOLDS=${FOLDS:-0 1 2 3 4}
 PARALLEL=${PARALLEL:-8}
+NPROC=${NPROC:-1}  # processes per run; 2 runs each as torchrun --nproc_per_node=2 (the same global batch)
 EXTRA=${EXTRA:-}  # flags added to every run, e.g. EXTRA="--size 64 96 --epochs 1" for a smoke test
 declare -A ROWS=(
   [soccersam]=""                                    # the headline: train.py's defaults (two AdamW)
@@ -48,10 +49,12 @@ run_one() {  # ROW SEED FOLD FLAGS...
   [[ $fold != all ]] && dir="$out/fold-$fold" && which=(--fold "$fold")
   [[ -f "$dir/results.json" ]] && return 0
   local resume=(); [[ -f "$dir/settings.json" ]] && resume=(--resume)
-  python3 train.py --data "$DATA" --out "$out" --seed "$seed" "${which[@]}" "${resume[@]}" "$@" \
+  local launch=(python3)
+  ((NPROC > 1)) && launch=(python3 -m torch.distributed.run --standalone --nproc_per_node="$NPROC")
+  "${launch[@]}" train.py --data "$DATA" --out "$out" --seed "$seed" "${which[@]}" "${resume[@]}" "$@" \
     >"$RUNS/$row-seed$seed-fold$fold.log" 2>&1 || echo "FAILED: $row seed $seed fold $fold" >&2
 }
 export -f run_one
-export DATA RUNS
+export DATA RUNS NPROC
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # many processes share the CPU cores
 printf '%s\n' "${jobs[@]}" | sed 's/ *$//' | xargs -P "$PARALLEL" -L 1 bash -c 'run_one "$@"' _

@@ -10,9 +10,11 @@ from losses import (SpatialView, augmentation_consistency_loss, boundary_consist
 
 
 def reference_soft_ce(target_logits, logits, valid, detach_target=False):
-    total, count = 0.0, 0
+    """Each frame's mean over its valid pixels, then the mean over frames (a frame without one counts 0)."""
+    frames = []
     batch, classes, height, width = logits.shape
     for b in range(batch):
+        total, count = 0.0, 0
         for y in range(height):
             for x in range(width):
                 if valid is not None and not valid[b, y, x]:
@@ -21,7 +23,8 @@ def reference_soft_ce(target_logits, logits, valid, detach_target=False):
                 log_p = torch.log_softmax(logits[b, :, y, x], 0)
                 total += -(q * log_p).sum().item()
                 count += 1
-    return total / max(count, 1)
+        frames.append(total / max(count, 1))
+    return sum(frames) / batch
 
 
 def test_eq4_matches_per_pixel_reference():
@@ -89,17 +92,18 @@ def test_eq3_matches_reference():
     valid[0, :, 6:] = False
     target = reference_sobel_edges(torch.softmax(pseudo, 1)) > 0.1
     strength = torch.tanh(20 * reference_sobel_edges(torch.softmax(student, 1)))
-    terms = []
+    frames = []  # each frame's mean over its B_SBM pixels
     for b in range(2):
+        terms = []
         for y in range(7):
             for x in range(8):
                 neighbourhood = valid[b, max(y - 1, 0):y + 2, max(x - 1, 0):x + 2]
                 if target[b, y, x] and neighbourhood.all():
                     terms.append(abs(strength[b, y, x].item() - 1))
-    assert terms
+        assert terms
+        frames.append(sum(terms) / len(terms))
     edges = sbm_boundary(pseudo, valid)
-    assert boundary_consistency_loss(student, edges).item() == pytest.approx(
-        sum(terms) / len(terms), rel=1e-4)
+    assert boundary_consistency_loss(student, edges).item() == pytest.approx(sum(frames) / 2, rel=1e-4)
 
 
 def two_region_layout():
@@ -180,23 +184,34 @@ def test_eq6_unchanged_when_flipped_views_are_flipped_back():
         augmentation_consistency_loss(logits_1, logits_2).item(), rel=1e-6)
 
 
+def seeded(count: int, first: int = 0) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(first + i) for i in range(count)]
+
+
+def test_a_frames_view_depends_on_its_generator_not_on_its_batch():
+    images = torch.rand(3, 3, 32, 48, generator=torch.Generator().manual_seed(7))
+    together, spatial = random_spatial_view(images, generators=seeded(3))
+    alone, spatial_alone = random_spatial_view(images[2:], generators=seeded(1, first=2))
+    assert torch.equal(together[2:], alone) and torch.equal(spatial.boxes[2:], spatial_alone.boxes)
+    assert not torch.equal(together[0], together[1])
+
+
 def test_random_spatial_view_round_trip():
     g = torch.Generator().manual_seed(6)
     # Smooth images: resampling a crop up and back down loses only what the grid cannot hold.
     images = F.interpolate(torch.rand(4, 3, 4, 6, generator=g), size=(32, 48), mode="bilinear",
                            align_corners=False)
-    view, spatial = random_spatial_view(images, generator=torch.Generator().manual_seed(0), jitter=False)
+    view, spatial = random_spatial_view(images, generators=seeded(4), jitter=False)
     assert view.shape == images.shape
     back, valid = spatial.invert(view)
     for b, (top, left, h, w) in enumerate(spatial.boxes.tolist()):
         assert h >= round(0.6 * 32) and int(valid[b].sum()) == h * w
     full = valid[:, None].expand_as(images)
     assert (back - images)[full].abs().mean() < 0.02
-    identity, spatial = random_spatial_view(images, generator=torch.Generator().manual_seed(0), min_scale=1.0,
-                                            jitter=False)
+    identity, spatial = random_spatial_view(images, generators=seeded(4), min_scale=1.0, jitter=False)
     back, valid = spatial.invert(identity)
     assert torch.allclose(back, images, atol=1e-6) and bool(valid.all())
-    jittered, _ = random_spatial_view(images, generator=torch.Generator().manual_seed(0))
+    jittered, _ = random_spatial_view(images, generators=seeded(4))
     assert jittered.min() >= 0 and jittered.max() <= 1
 
 

@@ -70,8 +70,8 @@ def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path):
     # as did the student's weights and BatchNorm statistics.
     assert digests["0"] == digests["1"]
     sbm_optimizer = state_of(out)["optimizers"][1]["state"][0]
-    # 8 frames, 2 ranks, batch 2: 2 steps an epoch, 2 epochs.
-    assert int(sbm_optimizer["step"]) == 4 and sbm_optimizer["exp_avg"].abs().sum() > 0
+    # 8 frames in global batches of 2 (1 on each rank): 4 steps an epoch, 2 epochs, as one process takes.
+    assert int(sbm_optimizer["step"]) == 8 and sbm_optimizer["exp_avg"].abs().sum() > 0
     # Rank 0 alone logs, builds the cache and writes the run folder: one log line per epoch, no strays.
     assert len(re.findall(r"^epoch \d/2 ", proc.stdout, flags=re.M)) == 2
     assert {p.name for p in out.iterdir()} == RUN_FILES
@@ -80,6 +80,71 @@ def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path):
     assert (re.search(r"student mIoU \d+\.\d+  FWIoU \d+\.\d+; the SBM's pseudo-labels it learnt from: "
                       r"mIoU \d+\.\d+", proc.stdout)
             and re.search(r"^figures: .*qualitative\.png", proc.stdout, flags=re.M))
+
+
+# Runs train.py under torchrun with the student in eval mode (batch norms on their running statistics, no
+# stochastic depth): what is left of a step is the same whatever the number of processes.
+STUDENT_IN_EVAL_MODE = """
+import os, sys
+sys.path.insert(0, os.getcwd())
+import torch
+import train
+
+build = train.build_student
+def student_in_eval_mode(*args, **kwargs):
+    student = build(*args, **kwargs)
+    student.train = lambda mode=True: torch.nn.Module.train(student, False)
+    return student
+train.build_student = student_in_eval_mode
+train.main(sys.argv[1:])
+"""
+
+
+def test_one_or_two_processes_take_the_same_step_to_the_same_weights(tmp_path):
+    (tmp_path / "eval_mode.py").write_text(STUDENT_IN_EVAL_MODE)
+    runs = {}
+    for processes in (1, 2):
+        out = tmp_path / f"run{processes}"
+        proc = run_command("-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+                           str(tmp_path / "eval_mode.py"), "--size", "64", "96", "--max-frames", "4",
+                           "--batch-size", "4", "--source", "superpixel", "--epochs", "1", "--out", str(out),
+                           "--cache", str(tmp_path / "cache"))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        runs[processes] = state_of(out)
+    assert "global batch 4 frames a step, 2 on each of 2 processes" in proc.stdout
+    one, two = runs[1], runs[2]
+    # 4 frames, a global batch of 4: one step of each AdamW (the student's and the SBM's), either way.
+    assert [[int(state["step"]) for state in optimizer["state"].values()][0]
+            for optimizer in one["optimizers"] + two["optimizers"]] == [1, 1, 1, 1]
+    # The same frames, views and losses: the same weights, to float rounding, where a step moves each weight
+    # by about the learning rate, 1e-3. (Only one step: AdamW divides
+    # each gradient by its own size, so after more steps the few near-zero gradients that rounding flips
+    # the sign of move their weights by up to a learning rate.)
+    for network in ("student", "sbm"):
+        for key, value in one[network].items():
+            assert torch.allclose(value.float(), two[network][key].float(), atol=1e-5, rtol=0), (network, key)
+
+
+def test_each_process_takes_its_share_of_the_one_process_batches():
+    for frames, batch in ((8, 4), (10, 4), (3, 4)):
+        alone = list(train.GlobalBatches(frames, batch, seed=5, rank=0, world=1))
+        assert len(alone) == -(-frames // batch) and all(len(b) == batch for b in alone)
+        assert set(sum(alone, [])) == set(range(frames))  # every frame, the last batch filled up
+        for world in (2, 4):
+            shares = [list(train.GlobalBatches(frames, batch, seed=5, rank=r, world=world)) for r in range(world)]
+            assert [sum((s[step] for s in shares), []) for step in range(len(alone))] == alone
+    epochs = train.GlobalBatches(8, 4, seed=5, rank=0, world=1)
+    first = list(epochs)
+    epochs.set_epoch(1)
+    assert list(epochs) != first
+
+
+def test_a_global_batch_the_processes_cannot_share_is_refused(tmp_path):
+    proc = run_command("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
+                       *TINY, "--batch-size", "3", "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert proc.returncode != 0
+    assert "--batch-size 3 is the global batch, which 2 processes cannot share equally" in proc.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_resumed_run_ends_with_the_same_weights(tmp_path):
