@@ -1,6 +1,9 @@
 """FSSOD frames, their masks, the folds they are scored on, and the frames served with the teacher's
 masks (paper section 3.1, "Datasets").
 
+Paper: Chen Zhang, Wan Ahmad Munsif Wan Pa and Nur Shakila Mazalan (Universiti Kebangsaan Malaysia, 2025),
+"SoccerSAM: Leveraging Segment Anything Model for Unlabeled Semantic Segmentation of Football Match Scenes".
+
 SoccerSAM is trained and evaluated on FSSOD (Football Semantic Segmentation): 1920x1080 broadcast
 frames of one match, each `Frame 1  (N).jpg` (two spaces, as published) with a colour-coded class
 mask `Frame 1  (N).jpg___fuse.png` beside it, 11 classes from the goal bar to the two teams

@@ -1,5 +1,8 @@
 """Evaluation, paper section 3: a trained run scored, its folds pooled, Figures 2-3 and Tables 1-2 written.
 
+Paper: Chen Zhang, Wan Ahmad Munsif Wan Pa and Nur Shakila Mazalan (Universiti Kebangsaan Malaysia, 2025),
+"SoccerSAM: Leveraging Segment Anything Model for Unlabeled Semantic Segmentation of Football Match Scenes".
+
 The paper reports mean IoU (mIoU) and frequency-weighted IoU (FWIoU) on FSSOD (section 3.1, "the
 metrics we used"), in Table 1 and Figure 2 (section 3.2), Table 2 (section 3.3) and Figure 3 (section
 3.4). Both scores come from one confusion matrix: rows are the true classes, columns the predicted
@@ -192,12 +195,14 @@ def run_masks(args: dict, splits, device: str) -> MaskCache:
 
 
 def sbm_predictor(state: dict, cache: MaskCache, device: str):
-    """batch -> the SBM's y_hat (eqs. 1-2) of a saved label-free run: what its student learns from."""
+    """batch -> the SBM's y_hat (eqs. 1-2) of a saved label-free run: what its student learns from, in fp32
+    as training computes it (also under the bf16 autocast that scores the student on a GPU)."""
     sbm = trained_sbm(state, device)
 
     def predict(batch: dict) -> torch.Tensor:
         masks = [cache.load(name).to(device) for name in batch["name"]]
-        return sbm(batch["image"].to(device), masks)[0]
+        with torch.autocast(torch.device(device).type, enabled=False):
+            return sbm(batch["image"].to(device), masks)[0]
     return predict
 
 

@@ -1,5 +1,8 @@
 """SoccerSAM's training losses, paper sections 2.3-2.5 (eqs. 3-7).
 
+Paper: Chen Zhang, Wan Ahmad Munsif Wan Pa and Nur Shakila Mazalan (Universiti Kebangsaan Malaysia, 2025),
+"SoccerSAM: Leveraging Segment Anything Model for Unlabeled Semantic Segmentation of Football Match Scenes".
+
 The student learns from the Semantic Bridging Module's ensemble pseudo logit map y_hat with three
 terms, in the paper's order: a boundary term asking the student to draw strong edges wherever y_hat
 has one (eq. 3), a pixel-wise soft cross-entropy towards softmax(y_hat) (eq. 4), and a
@@ -42,7 +45,8 @@ def soft_cross_entropy(target_probabilities: torch.Tensor, logits: torch.Tensor)
 
 
 def sobel_edges(probabilities: torch.Tensor) -> torch.Tensor:
-    """Edge strength of a class-probability map: (B, C, H, W) -> (B, H, W), >= 0.
+    """Edge strength of a class-probability map: (B, C, H, W) -> (B, H, W), >= 0 (eq. 3's gradient operator;
+    the paper applies it to logits, we to probabilities: `boundary_consistency_loss` says why).
 
     Per class, the Sobel gradient magnitude (scaled so a 0 -> 1 step gives 1); then half the sum
     over classes, so a hard step between two one-hot classes gives 1 (the total-variation distance
@@ -90,15 +94,18 @@ def boundary_consistency_loss(student_logits: torch.Tensor, target_edges: torch.
     use this soft edge strength in [0, 1) instead. With sharpness 20, a clean step
     (strength 1) or a corner pixel (strength about 0.35) gives B_s above 0.999; a flat student gives 0.
 
+    Deviation: the paper applies Sobel to the logits P_s and y_hat; we apply it to their softmax
+    probabilities (`sobel_edges`), because softmax ignores a logit offset shared by all classes: a logit
+    gradient can be large where the class distribution does not change, and its size depends on the logits'
+    scale, which no fixed threshold fits. On probabilities an edge's strength is the change of the class
+    distribution, in [0, 1], for both maps.
+
     What it rewards and what it does not: an edge of any kind on B_SBM. B_s saturates from a strength of
     about 0.15, so a student of i.i.d. logit noise (sigma 0.5) scores 0.015, nearly the clean step's 0
-    (tests/test_losses.py), and edges off B_SBM cost nothing. Two readings that tell them apart were
-    measured and lost, so the paper's form stays (RESULTS.md, Table 2; rerun at c1c10bd with
-    --boundary-loss): the edge strength itself clipped to 1 (student 10.6 against 20.0 mIoU on the
-    synthetic default, seed 0: it pays the student to make its noise confident), and a two-sided,
-    class-balanced cross-entropy that also asks for no edge off B_SBM (FSSOD, 5-fold CV, 3 seeds: 22.0 ±
-    0.7 mIoU / 53.7 ± 0.8 FWIoU against 24.2 ± 0.6 / 54.9 ± 1.1). Without eq. 3 the student scores 24.1 ±
-    1.1 / 54.7 ± 2.7: on our data this eq. 3 changes nothing the seeds can tell apart.
+    (tests/test_losses.py), and edges off B_SBM cost nothing. Two readings that tell noise from the right
+    edge (the strength clipped to 1; a two-sided, class-balanced cross-entropy) were measured and lost, and
+    dropping eq. 3 changes nothing the seeds can tell apart on our data (RESULTS.md, Table 2), so the
+    paper's form stays.
     student_logits: (B, C, H, W); target_edges: (B, H, W) bool -> scalar, the mean over B_SBM's pixels
     frame by frame (`mean_per_frame`); a frame with an empty target counts 0.
     """

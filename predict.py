@@ -1,5 +1,8 @@
 """predict.py: segment new footage with a trained student, the real-time model SoccerSAM ships.
 
+Paper: Chen Zhang, Wan Ahmad Munsif Wan Pa and Nur Shakila Mazalan (Universiti Kebangsaan Malaysia, 2025),
+"SoccerSAM: Leveraging Segment Anything Model for Unlabeled Semantic Segmentation of Football Match Scenes".
+
     python3 predict.py --checkpoint RUN/checkpoint.pt --input FOLDER_OR_VIDEO --out DIR [--overlay]
 
 Each frame (a folder of .jpg/.png frames of any size, or a video file read as a stream with PyAV) is

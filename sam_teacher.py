@@ -1,5 +1,8 @@
 """The SAM teacher, paper section 2.1: class-agnostic masks M_1..M_N, computed once per frame.
 
+Paper: Chen Zhang, Wan Ahmad Munsif Wan Pa and Nur Shakila Mazalan (Universiti Kebangsaan Malaysia, 2025),
+"SoccerSAM: Leveraging Segment Anything Model for Unlabeled Semantic Segmentation of Football Match Scenes".
+
 SoccerSAM starts by running a frozen Segment Anything Model (SAM) over every unlabeled training
 frame x (416 x 608 x 3). SAM's automatic mask generator prompts it with a grid of points and keeps
 the confident, stable answers: a set of instance masks {M_i}, i = 1..N, that carry structure but no
@@ -7,11 +10,11 @@ class. The Semantic Bridging Module later gives each mask class logits (eqs. 1-2
 produces the masks (`SamTeacher`) and keeps them (`build_cache`, `MaskCache`).
 
 SAM is frozen, so its masks never change during training: they are computed once per frame into a
-cache folder, one `<frame name>.npz` per frame holding its `MaskSet` (mask_set.py), written atomically
-so that an interrupted build resumes where it stopped; `settings.json` records the teacher and its
-settings, and a cache made with other settings is refused. Training reads the cache and never loads
-SAM once every frame is there. The paper does not say this; it is the obvious reading of a frozen
-teacher.
+cache folder, one file per frame holding its `MaskSet` (mask_set.py; the file's layout is
+engineering/mask_files.py), written atomically so that an interrupted build resumes where it stopped;
+`settings.json` records the teacher and its settings, and a cache made with other settings is refused.
+Training reads the cache and never loads SAM once every frame is there. The paper does not say this;
+it is the obvious reading of a frozen teacher.
 
 Without a SAM checkpoint (none can be downloaded on our machines) the masks come from the stand-ins
 of stand_ins/regions.py, in SAM's own form: PiDiNet regions (the default), superpixels, and the
@@ -19,8 +22,7 @@ analysis-only oracle. Every result says which source made its masks (`make_teach
 
 The paper also names SAM's boundary map B_SAM, but its eq. 3 asks the student for the edges of the
 SBM's map, B_SBM (losses.py); B_SAM as eq. 3's target was measured no better and is not computed
-(RESULTS.md, "Tried and dropped"). Last in this file, `SamImageEncoder`: SAM's image encoder as the
-SBM's frozen feature map F, the paper's reading of section 2.2's backbone.
+(RESULTS.md, "Tried and dropped").
 
 Build a cache beforehand (train.py otherwise builds the one it needs, in this default folder):
     python3 sam_teacher.py --data ../shared/fssod --source boundary --out cache/fssod-boundary-416x608

@@ -1,6 +1,9 @@
 """Semantic Bridging Module (SBM), paper section 2.2: eq. 1 (masked average pooling) and eq. 2
 (ensemble pseudo logits), with a label-free classifier. Needs beside it: mask_set.py (the MaskSet type).
 
+Paper: Chen Zhang, Wan Ahmad Munsif Wan Pa and Nur Shakila Mazalan (Universiti Kebangsaan Malaysia, 2025),
+"SoccerSAM: Leveraging Segment Anything Model for Unlabeled Semantic Segmentation of Football Match Scenes".
+
 SAM cuts a frame into class-agnostic masks M_1..M_N. The SBM gives each mask class logits: it pools a
 dense feature map F over the mask (eq. 1), runs a light classifier on the pooled vector v_i, and
 paints every mask's logits l_i back onto its pixels, averaging where masks overlap (eq. 2). The

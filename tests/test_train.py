@@ -61,7 +61,8 @@ sys.stdout.write(f"rank {os.environ['RANK']}: weights digest {digest}\\n")
 def test_two_processes_sync_weights_and_only_rank0_writes(tmp_path):
     out, cache = tmp_path / "run", tmp_path / "cache"
     (tmp_path / "digests.py").write_text(DIGESTS_OF_EACH_RANK)
-    proc = run_command("-m", "torch.distributed.run", "--nproc_per_node=2", str(tmp_path / "digests.py"),
+    proc = run_command("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                       str(tmp_path / "digests.py"),
                        *TINY, "--epochs", "2", "--out", str(out), "--cache", str(cache))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     digests = dict(re.findall(r"rank (\d): weights digest ([0-9a-f]+)", proc.stdout))
