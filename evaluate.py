@@ -8,8 +8,9 @@ metrics we used"), in Table 1 and Figure 2 (section 3.2), Table 2 (section 3.3) 
 3.4). Both scores come from one confusion matrix: rows are the true classes, columns the predicted
 channels. The IoU of a class is its diagonal entry over (row sum + column sum - diagonal); a class absent
 from the ground truth of the scored frames has no IoU and is left out of the mean; FWIoU weighs each
-class's IoU by its share of the labelled pixels. FSSOD's black pixels are unlabelled (data.py), so
-"Coaches & Officials" never occurs and scores are over the 10 classes that do.
+class's IoU by its share of the labelled pixels. Every run's protocol sentence says over which classes
+its means are: FSSOD's black pixels are unlabelled (data.py), so "Coaches & Officials" never occurs there
+and its scores are over the 10 classes that do; the synthetic scenes draw officials, 11 classes.
 
 The paper does not say how a label-free student's K output channels get class names. They are clusters
 and must be named before they can be scored. Strict protocol, our headline: Hungarian
@@ -33,11 +34,11 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch.utils.data import DataLoader
 
-from classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, OFFICIALS
-from data import open_dataset
+from classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from data import MASK_SUFFIX, open_dataset, read_mask
 from engineering.files import report_user_errors, write_atomically
-from figures import (DISPLAY_PALETTE, as_rgb, cluster_palette, mask_boundaries, plot_classwise_iou,
-                     plot_qualitative, results_tables)
+from figures import (DISPLAY_PALETTE, as_rgb, cluster_palette, mask_boundaries, painted_ids,
+                     plot_classwise_iou, plot_qualitative, results_tables)
 from models import load_checkpoint, trained_sbm, trained_student
 from sam_teacher import MaskCache, build_cache, make_teacher, missing_frames
 
@@ -175,6 +176,19 @@ def predicted_confusion(predict, dataset, num_predicted: int, device: str) -> tu
     return conf, frames
 
 
+def check_labelled_frames(data: str, max_frames: int | None = None) -> None:
+    """Evaluation's check, run before training: it READS THE MASKS. Every mask that scoring a run on
+    `data` will read (all frames, or the --max-frames chosen) must decode and use only the colours of
+    the class table, else a ValueError names the file (`data.read_mask`), before a fold trains for
+    nothing. About 50 ms a 1080p mask. Synthetic scenes, or frames without masks: nothing to check."""
+    if str(data) == "synthetic":
+        return
+    frames = open_dataset(data, "all", max_frames=max_frames)
+    if frames.has_masks:
+        for name in frames.names:
+            read_mask(frames.folder / (name + MASK_SUFFIX))
+
+
 def run_splits(args: dict, black_is_class: bool = False, data: str | None = None):
     """The two labelled splits of a run (its train.py args): the frames it trained on, where its
     channels are named, and the frames it is scored on (its fold, or the single split's test frames)."""
@@ -247,49 +261,73 @@ def describe_run(args: dict) -> tuple[str, str]:
 def scored_frames(args: dict) -> str:
     """Which frames a run (its train.py args) is scored on, in words."""
     if args["data"] == "synthetic":
-        return "the synthetic test scenes"
+        return "the synthetic test scenes, drawn from other seeds than the training scenes"
     if args["fold"] is None:
         return "the single split's test frames"
     return f"fold {args['fold']} of {args['folds']}"
 
 
-def protocol(clusters: int, args: dict, black_is_class: bool) -> str:
-    """One sentence saying how a run (its train.py args) was scored."""
-    if args["data"] == "synthetic":
-        frames = "synthetic scenes, the test scenes drawn from other seeds than the training ones"
-    elif args["fold"] is None:
-        frames = "split.json's single split"
-    else:
-        frames = (f"{args['folds']}-fold cross-validation over all labelled frames (contiguous blocks by "
-                  "frame number), the test folds' confusion matrices summed")
+def protocol(clusters: int, args: dict, black_is_class: bool, present: list[bool]) -> str:
+    """One sentence saying how a run (its train.py args: data, fold, folds, supervised) was scored: the
+    frames (where `scored_frames` does not say it), the naming, and over which classes the means are
+    (present: (C,) whether each class occurs in the scored labels)."""
+    parts = []
+    if args["data"] != "synthetic":
+        parts.append("split.json's single split" if args["fold"] is None else
+                     f"{args['folds']}-fold cross-validation, contiguous blocks by frame number, each frame "
+                     "scored once and the test folds' confusion matrices summed")
     if args["supervised"]:
-        naming = "supervised: channels are the classes"
+        parts.append("supervised: channels are the classes")
     elif clusters == NUM_CLASSES:
-        naming = "strict: clusters named by Hungarian matching on the training frames"
+        parts.append("strict: clusters named by Hungarian matching on the training frames")
     else:
-        naming = f"majority: each of {clusters} clusters named by its majority class on the training frames"
-    black = ("black pixels counted as class 5, Coaches & Officials (the old counting)" if black_is_class
-             else "black pixels ignored, scored over the classes present")
-    return f"{frames}; {naming}; {black}"
+        parts.append(f"majority: each of {clusters} clusters named by its majority class on the training "
+                     "frames")
+    absent = [name for name, here in zip(CLASS_NAMES, present) if not here]
+    classes = f"mIoU over the {sum(present)} classes present"
+    if absent:
+        classes += f", {', '.join(absent)} absent"
+    if args["data"] != "synthetic":  # the synthetic scenes draw officials as a class; FSSOD's black is gaps
+        classes = ("black pixels counted as class 5, Coaches & Officials (the old counting)" if black_is_class
+                   else "black pixels ignored (annotation gaps)") + f": {classes}"
+    return "; ".join(parts + [classes])
+
+
+def classes_present(named_conf) -> list[bool]:
+    """(C,) whether each class occurs in the labels of a named (C, C) confusion matrix (its row sums)."""
+    return (np.asarray(named_conf).sum(axis=1) > 0).tolist()
 
 
 def write_run_outputs(results: dict, rows: list[dict], titles: list[str], out_dir: Path) -> None:
     """results.json, classwise_iou.png (Fig. 2), qualitative.png (Fig. 3, from `stage_rows`; none without
     rows) and tables.md of a scored run."""
     write_atomically(out_dir / "results.json", json.dumps(results, indent=2).encode())
-    where = f"{Path(results['data']).name}, {results['evaluated_on']}"  # the dataset, not this machine's path
+    # The dataset by its folder's name, not this machine's path; the synthetic scenes say it themselves.
+    where = (results["evaluated_on"] if results["data"] == "synthetic"
+             else f"{Path(results['data']).name}, {results['evaluated_on']}")
+    # The figures do not print the protocol: a pooled run's say it is a cross-validation.
+    shown_where = where + (f", {results['folds']}-fold cross-validation" if "fold_miou" in results else "")
     iou = np.array([np.nan if v is None else v for v in results["strict"]["iou"].values()]) / 100
+    present = ~np.isnan(iou)
     plot_classwise_iou(iou, CLASS_NAMES, out_dir / "classwise_iou.png",
-                       title=f"{results['method']}, {results['masks']}\nclass-wise IoU, {where}")
+                       title=f"{results['method']}, {results['masks']}\nclass-wise IoU, {shown_where}\n"
+                             f"mIoU {results['strict']['miou']:.2f}: the mean over the {present.sum()} "
+                             "classes present")
     if rows:
-        # The legend leaves out what is never scored: black ("Coaches & Officials") marks annotation gaps.
-        shown = {c: name for c, name in enumerate(CLASS_NAMES) if results["black_is_class"] or c != OFFICIALS}
+        # Every id painted is named; a class the labels lack (FSSOD's "Coaches & Officials": its black
+        # pixels are gaps) still gets a cluster from one-to-one matching, and the legend says so.
+        names = {c: name if here else f"{name} (not in the labels)"
+                 for c, (name, here) in enumerate(zip(CLASS_NAMES, present))}
         naming = ("" if results["mask_source"] is None else
                   "The clusters are named on the run's training frames (Hungarian matching, or majority "
                   "for K > 11), never trained on a label: a wrong name, such as pitch stripes as a "
                   "goalkeeper, is the method's error.")
-        plot_qualitative(rows, out_dir / "qualitative.png", DISPLAY_PALETTE, titles=titles, class_names=shown,
-                         heading=f"{results['method']}, {results['masks']}: {where}", footnote=naming)
+        unmatched = [CLASS_NAMES[c] for c in painted_ids(rows) if c < NUM_CLASSES and not present[c]]
+        if naming and unmatched and results["clusters"] == NUM_CLASSES:
+            naming += (f"\n{', '.join(unmatched)}: not in the labels, so the one-to-one matching named with "
+                       "it the cluster it had no class for; none of that cluster's pixels can be right.")
+        plot_qualitative(rows, out_dir / "qualitative.png", DISPLAY_PALETTE, titles=titles, class_names=names,
+                         heading=f"{results['method']}, {results['masks']}: {shown_where}", footnote=naming)
     write_atomically(out_dir / "tables.md", results_tables(results, where).encode())
 
 
@@ -326,7 +364,7 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = Non
         "folds": args["folds"], "max_frames": args["max_frames"], "evaluated_on": scored_frames(args),
         "test_frames": list(evaluated.names), "black_is_class": black_is_class,
         "student_weights": state["student_weights"], "sbm_weights": state["sbm_weights"],
-        "protocol": protocol(k, args, black_is_class),
+        "protocol": protocol(k, args, black_is_class, classes_present(named["strict"])),
         "lambdas": {n: args[f"lambda_{n}"] for n in ("sbm", "bd", "aug")},
         "seed": args["seed"],
         "epochs": state["epoch"] + 1, "clusters": k, "mapping": mapping.tolist(),
@@ -353,7 +391,8 @@ def draw_predictions(checkpoint: str | Path, device: str = "cpu") -> None:
     rows = stage_rows(state, items, None, device, run_masks(args, [frames], device))
     heading = f"{describe_run(args)[0]}: unlabelled frames of {Path(args['data']).name}, predicted clusters"
     plot_qualitative(rows, Path(checkpoint).parent / "qualitative.png", cluster_palette(args["clusters"]),
-                     titles=[item["name"] for item in items], heading=heading)
+                     titles=[item["name"] for item in items], heading=heading,
+                     class_names={k: f"cluster {k}" for k in range(args["clusters"])})
 
 
 def pool_folds(run_dir: str | Path, device: str = "cpu") -> dict | None:
@@ -368,12 +407,17 @@ def pool_folds(run_dir: str | Path, device: str = "cpu") -> dict | None:
               for key in folds[0]["confusion"]}
     fold_miou = [f["strict"]["miou"] for f in folds]
     keep = ("method", "masks", "mask_source", "data", "size", "folds", "black_is_class", "student_weights",
-            "sbm_weights", "protocol", "lambdas", "seed", "epochs", "clusters")
+            "sbm_weights", "lambdas", "seed", "epochs", "clusters")
     results = {key: folds[0][key] for key in keep}
     scored, max_frames = sum(len(f["test_frames"]) for f in folds), folds[0].get("max_frames")
+    # The folds' settings that `protocol` reads, from their results: a pooled run is a cross-validation.
+    settings = {"data": results["data"], "fold": 0, "folds": results["folds"],
+                "supervised": results["mask_source"] is None}
     which = (f"{scored} labelled frames spread over the match (--max-frames {max_frames})" if max_frames
              else f"all {scored} labelled frames")
-    results.update({"evaluated_on": f"{which}, {results['folds']}-fold cross-validation",
+    results.update({"evaluated_on": which,
+                    "protocol": protocol(results["clusters"], settings, results["black_is_class"],
+                                         classes_present(pooled["strict"])),
                     "max_frames": max_frames,
                     **{key: scores_in_percent(c) for key, c in pooled.items()},
                     "fold_miou": fold_miou, "fold_miou_mean": float(np.mean(fold_miou)),

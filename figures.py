@@ -5,6 +5,7 @@ masks (their boundaries over the frame), the SBM's pseudo-labels (the argmax of 
 prediction, and the ground truth where there is one. Pseudo-labels and prediction are named with the
 same channel -> class mapping, so that a reader sees what the student learnt from its teacher.
 """
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 # Figures draw classes in colours a person can tell apart; the dataset's own palette gives Team A and
-# Goalkeeper A (and Team B and Goalkeeper B) colours a few units apart.
+# Goalkeeper A (and Team B and Goalkeeper B) colours a few units apart. "Coaches & Officials" is grey, not
+# the dataset's black: black reads as "nothing here", yet a cluster named so covers real pixels.
 DISPLAY_PALETTE = np.array([(230, 25, 75), (250, 190, 212), (0, 130, 200), (60, 180, 75), (240, 50, 230),
-                            (0, 0, 0), (145, 30, 180), (255, 225, 25), (245, 130, 48), (70, 240, 240),
+                            (128, 128, 128), (145, 30, 180), (255, 225, 25), (245, 130, 48), (70, 240, 240),
                             (128, 0, 0)], dtype=np.uint8)
 PAPER_TABLE_1 = [("FCN", 77.84, 92.26), ("PSPNet", 58.46, 83.96), ("SegNet", 69.7, 90.51),
                  ("VGG-UNet", 83.64, 95.02), ("MobileNet-UNet (supervised)", 84.28, 95.36),
@@ -83,9 +85,17 @@ def plot_classwise_iou(iou: np.ndarray, class_names: list[str], path: str | Path
     axes.invert_yaxis()
     axes.set_xlim(0, 110)
     axes.set_xlabel("IoU (%)")
-    axes.set_title(title, fontsize=9)
+    # Centred on the figure (the class names make the axes narrower) and wrapped to its width: matplotlib
+    # cuts a long title off at the edge.
+    figure.suptitle("\n".join(textwrap.fill(line, 90) for line in title.splitlines()), fontsize=9)
     figure.tight_layout()
     _save(figure, path)
+
+
+def painted_ids(rows: list[dict]) -> list[int]:
+    """The ids of Figure 3's painted panels (the (H, W) ones of `plot_qualitative`'s rows), sorted."""
+    return sorted({int(i) for row in rows for panel in row.values() if np.asarray(panel).ndim == 2
+                   for i in np.unique(panel)})
 
 
 def plot_qualitative(rows: list[dict], path: str | Path, palette: np.ndarray,
@@ -95,16 +105,24 @@ def plot_qualitative(rows: list[dict], path: str | Path, palette: np.ndarray,
 
     rows: dicts of panel name -> (H, W, 3) uint8 picture (the input, the masks) or (H, W) ids (pseudo-
     labels, prediction, ground truth: painted in palette, white = unlabelled); every row has the same
-    panel names, in the order drawn. titles name the rows; class_names (id -> name) adds a legend of
-    those ids' colours; heading goes above the grid, footnote (one line) under it.
+    panel names, in the order drawn. titles name the rows; class_names (id -> name) adds a legend of every
+    id painted in a panel, "unlabelled" too where white is painted (an id missing from class_names is
+    named by its number); heading goes above the grid, footnote (lines split at "\n") under it.
     """
     if not rows or any(list(row) != list(rows[0]) for row in rows):
         raise ValueError(f"got {len(rows)} rows with panels {[list(row) for row in rows]}; pass at least one "
                          "row, every row with the same panels")
     columns = list(rows[0])
     height, width = np.asarray(next(iter(rows[0].values()))).shape[:2]
-    legend_rows = 0 if not class_names else -(-(len(class_names) + 1) // 6)
-    below = 0.3 * legend_rows + (0.25 if footnote else 0)
+    legend = []  # (colour, name) of every id painted
+    if class_names:
+        painted = painted_ids(rows)
+        legend = [(palette[i], class_names.get(i, f"id {i}")) for i in painted if 0 <= i < len(palette)]
+        if len(legend) < len(painted):
+            legend.append(((255, 255, 255), "unlabelled"))
+    legend_rows = -(-len(legend) // 6)
+    footnote_height = 0.15 * (footnote.count("\n") + 1) + 0.1 if footnote else 0  # inches
+    below = 0.3 * legend_rows + footnote_height
     figure = Figure(figsize=(len(columns) * 2 * width / height + 0.5, 2 * len(rows) + below + 0.6))
     axes = figure.subplots(len(rows), len(columns), squeeze=False)
     for r, row in enumerate(rows):
@@ -121,12 +139,11 @@ def plot_qualitative(rows: list[dict], path: str | Path, palette: np.ndarray,
         figure.suptitle(heading, fontsize=9)
     if footnote:
         figure.text(0.5, 0.01, footnote, ha="center", va="bottom", fontsize=7, style="italic")
-    if class_names:
-        handles = [Patch(facecolor=np.asarray(palette[i]) / 255, edgecolor="grey", label=name)
-                   for i, name in class_names.items()]
-        handles.append(Patch(facecolor="white", edgecolor="grey", label="unlabelled"))
+    if legend:
+        handles = [Patch(facecolor=np.asarray(colour) / 255, edgecolor="grey", label=name)
+                   for colour, name in legend]
         figure.legend(handles=handles, loc="lower center", ncol=6, fontsize=7, frameon=False,
-                      bbox_to_anchor=(0.5, (0.25 if footnote else 0) / figure.get_figheight()))
+                      bbox_to_anchor=(0.5, footnote_height / figure.get_figheight()))
     figure.tight_layout(rect=(0, below / figure.get_figheight(), 1, 0.97 if heading else 1))
     _save(figure, path)
 
@@ -141,18 +158,23 @@ def markdown_table(rows: list[tuple], columns: list[str]) -> str:
 
 
 def results_tables(results: dict, where: str) -> str:
-    """Tables 1 and 2 of the paper (its rows) with this run's row (a scored results.json) added; a run on
-    the synthetic scenes gets a table of its own, since the paper's rows are FSSOD scores."""
+    """Tables 1 and 2 of the paper (its rows) with this run's rows added (a scored results.json): its
+    student and, for a label-free run, the SBM's pseudo-labels the student learnt from. A run on the
+    synthetic scenes gets a table of its own, since the paper's rows are FSSOD scores."""
     columns = ["method", "mIoU (%)", "FWIoU (%)"]
     dropped = [f"L_{n}" for n in ("sbm", "bd", "aug") if results["lambdas"][n] == 0]
     ours = (f"{results['method']}{' w/o ' + ', '.join(dropped) if dropped else ''}, {results['masks']}",
             results["strict"]["miou"], results["strict"]["fwiou"])
+    rows = [ours]
+    if "pseudo_labels" in results:
+        rows.append((f"the SBM's pseudo-labels it learnt from, {results['masks']}",
+                     results["pseudo_labels"]["miou"], results["pseudo_labels"]["fwiou"]))
     if results["data"] == "synthetic":
-        return (f"This run ({where}; {results['protocol']}):\n\n{markdown_table([ours], columns)}\n"
-                "The synthetic scenes demonstrate the pipeline; they are not FSSOD, so this row is not "
+        return (f"This run ({where}; {results['protocol']}):\n\n{markdown_table(rows, columns)}\n"
+                "The synthetic scenes demonstrate the pipeline; they are not FSSOD, so these rows are not "
                 "comparable with the paper's Tables 1 and 2 (FSSOD):\n\n"
                 + markdown_table([(m, a, b) for m, a, b in PAPER_TABLE_1 + PAPER_TABLE_2[:3]], columns))
-    table_1 = [(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_1] + [ours]
+    table_1 = [(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_1] + rows
     table_2 = [(f"{m} (paper)", a, b) for m, a, b in PAPER_TABLE_2] + [ours]
     text = f"Table 1 ({where}; ours: {results['protocol']}):\n\n{markdown_table(table_1, columns)}\n"
     if results["mask_source"] is not None:

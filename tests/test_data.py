@@ -166,6 +166,59 @@ def test_unknown_mask_colour(tmp_path):
         FSSOD(folder, "train", labels=True)[0]
 
 
+def test_a_folder_of_non_images_is_one_line_naming_the_file(tmp_path):
+    from engineering.files import report_user_errors
+    folder = tmp_path / "not-images"
+    folder.mkdir()
+    for number in (1, 2):
+        (folder / f"Frame 1  ({number}).jpg").write_text("hello")
+    frames = FSSOD(folder, "all")
+    for check in (lambda: frames.native_size, frames.check_frames):
+        with pytest.raises(ValueError, match=r"Frame 1  \(1\)\.jpg: cannot read this image"):
+            check()
+        with pytest.raises(SystemExit) as stopped:
+            report_user_errors(check)
+        assert stopped.value.code.startswith("error: ") and "\n" not in stopped.value.code
+
+
+def test_check_frames_names_a_truncated_frame_and_reads_no_mask(tmp_path, monkeypatch):
+    folder = _frame_folder(tmp_path, [1, 2, 3])
+    noise = np.random.default_rng(0).integers(0, 255, (120, 200, 3), np.uint8)
+    Image.fromarray(noise).save(folder / "Frame 1  (2).jpg")
+    FSSOD(folder, "all").check_frames()
+    whole = (folder / "Frame 1  (2).jpg").read_bytes()
+    (folder / "Frame 1  (2).jpg").write_bytes(whole[:len(whole) // 2])  # its header intact, half its pixels
+    opened = []
+    real_open = Image.open
+
+    def spy(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", spy)
+    with pytest.raises(ValueError, match=r"Frame 1  \(2\)\.jpg: cannot read this image \(.*[Tt]runcated"):
+        FSSOD(folder, "all").check_frames()
+    assert opened and not [path for path in opened if "___fuse" in path]
+
+
+def test_an_unknown_mask_colour_is_caught_before_training(tmp_path):
+    from evaluate import check_labelled_frames
+    folder = _frame_folder(tmp_path, [1, 2, 3])
+    check_labelled_frames(str(folder))
+    check_labelled_frames("synthetic")
+    mask = np.asarray(Image.open(folder / "Frame 1  (3).jpg___fuse.png")).copy()
+    mask[5, 7, :3] = (1, 2, 3)
+    Image.fromarray(mask, "RGBA").save(folder / "Frame 1  (3).jpg___fuse.png")
+    with pytest.raises(ValueError, match=r"\(3\)\.jpg___fuse\.png: 1 mask colour.*\(1, 2, 3\)"):
+        check_labelled_frames(str(folder))
+    # --max-frames 2 chooses frames 1 and 2: evaluation would never read the third mask.
+    check_labelled_frames(str(folder), max_frames=2)
+    # Frames without masks are unlabelled footage: evaluation reads nothing.
+    for number in (1, 2, 3):
+        (folder / f"Frame 1  ({number}).jpg___fuse.png").unlink()
+    check_labelled_frames(str(folder))
+
+
 def test_split_file_naming_a_missing_frame(tmp_path):
     _frame_folder(tmp_path, [1, 11])
     (tmp_path / "split.json").write_text(json.dumps({"train": ["Frame 1  (11).jpg", "Frame 1  (99).jpg"],

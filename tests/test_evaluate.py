@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from figures import mask_boundaries, markdown_table, plot_classwise_iou, plot_qualitative
-from evaluate import confusion_matrix, hungarian_match, majority_match, remap_confusion, segmentation_scores
+from classes import CLASS_NAMES, OFFICIALS
+from evaluate import (confusion_matrix, hungarian_match, majority_match, protocol, remap_confusion,
+                      scored_frames, segmentation_scores)
+from figures import mask_boundaries, markdown_table, plot_classwise_iou, plot_qualitative, results_tables
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -117,3 +119,80 @@ def test_mask_boundaries_are_drawn_where_segments_meet():
 def test_markdown_table():
     table = markdown_table([("ours", 91.234, "-")], ["method", "mIoU", "FWIoU"])
     assert table.splitlines() == ["| method | mIoU | FWIoU |", "|---|---|---|", "| ours | 91.23 | - |"]
+
+
+def test_the_legend_names_every_id_painted_and_only_those(tmp_path, monkeypatch):
+    import figures
+    shown = []
+    real_legend = figures.Figure.legend
+
+    def spy(self, *args, handles, **kwargs):
+        shown.extend(handle.get_label() for handle in handles)
+        return real_legend(self, *args, handles=handles, **kwargs)
+
+    monkeypatch.setattr(figures.Figure, "legend", spy)
+    label = np.zeros((16, 24), np.int64)
+    label[:4], label[-2:] = 5, 255  # a cluster named "officials", and unlabelled pixels
+    rows = [{"input": np.zeros((16, 24, 3), np.uint8), "student": label,
+             "ground truth": np.full((16, 24), 2)}]
+    plot_qualitative(rows, tmp_path / "q.png", figures.DISPLAY_PALETTE,
+                     class_names={0: "a", 1: "b", 2: "c", 5: "officials (not in the labels)"})
+    assert shown == ["a", "c", "officials (not in the labels)", "unlabelled"]
+    # Every colour drawn is one a reader can see: no class is drawn black, nor white (unlabelled).
+    colours = {tuple(c) for c in figures.DISPLAY_PALETTE.tolist()}
+    assert len(colours) == 11 and not colours & {(0, 0, 0), (255, 255, 255)}
+
+
+def test_a_long_title_is_wrapped_inside_the_figure(tmp_path, monkeypatch):
+    import figures
+    drawn = []
+    real_save = figures._save
+
+    def save(figure, path):
+        drawn.append(figure)
+        real_save(figure, path)
+
+    monkeypatch.setattr(figures, "_save", save)
+    title = ("SoccerSAM (ours, label-free), superpixel masks\nclass-wise IoU, fssod-second-match, 16 "
+             "labelled frames spread over the match (--max-frames 16), 2-fold cross-validation\nmIoU 7.77: "
+             "the mean over the 10 classes present")
+    plot_classwise_iou(np.full(11, 0.5), [f"class {i}" for i in range(11)], tmp_path / "iou.png", title=title)
+    figure = drawn[0]
+    renderer = figure.canvas.get_renderer()
+    box, inside = figure._suptitle.get_window_extent(renderer), figure.bbox
+    assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and box.y1 <= inside.y1
+    assert "2-fold" in figure._suptitle.get_text()
+
+
+def _results(data: str, iou_officials, **extra) -> dict:
+    iou = {name: 50.0 for name in CLASS_NAMES}
+    iou["Coaches & Officials"] = iou_officials
+    scores = {"miou": 20.13, "fwiou": 40.0, "iou": iou}
+    return {"method": "SoccerSAM (ours, label-free)", "masks": "superpixel masks",
+            "mask_source": "superpixel", "data": data, "lambdas": {"sbm": 0.3, "bd": 1.0, "aug": 0.4},
+            "strict": scores, "pseudo_labels": {"miou": 18.15, "fwiou": 43.4, "iou": iou}, **extra}
+
+
+def test_the_protocol_says_over_which_classes_the_mean_is():
+    synthetic = {"data": "synthetic", "fold": None, "folds": 1, "supervised": False}
+    fssod = {"data": "../shared/fssod", "fold": 0, "folds": 2, "supervised": False}
+    every, no_officials = [True] * 11, [c != OFFICIALS for c in range(11)]
+    assert protocol(11, synthetic, False, every) == ("strict: clusters named by Hungarian matching on the "
+                                                     "training frames; mIoU over the 11 classes present")
+    said = protocol(11, fssod, False, no_officials)
+    assert said.startswith("2-fold cross-validation, contiguous blocks") and "all labelled frames" not in said
+    assert said.endswith("black pixels ignored (annotation gaps): mIoU over the 10 classes present, "
+                         "Coaches & Officials absent")
+    assert "counted as class 5" in protocol(11, fssod, True, every)
+
+
+def test_tables_add_the_pseudo_labels_and_say_the_frames_once():
+    results = _results("synthetic", 50.0, evaluated_on=scored_frames({"data": "synthetic"}),
+                       protocol="strict: clusters named by Hungarian matching on the training frames")
+    text = results_tables(results, results["evaluated_on"])
+    assert text.count("synthetic test scenes") == 1 and "synthetic scenes, the test scenes" not in text
+    assert "| the SBM's pseudo-labels it learnt from, superpixel masks | 18.15 | 43.40 |" in text
+    fssod = results_tables(_results("../shared/fssod", None, protocol="p"), "fssod, all 90 labelled frames")
+    table_1 = fssod.split("Table 2")[0]
+    assert "| SoccerSAM (ours, label-free), superpixel masks | 20.13 | 40.00 |" in table_1
+    assert "| the SBM's pseudo-labels it learnt from, superpixel masks | 18.15 | 43.40 |" in table_1
