@@ -446,7 +446,7 @@ def benchmark_inference(args: argparse.Namespace, device: torch.device,
         prepared = {(name, variant): prepare(model, variant, device, args.compile_mode)
                     for variant in variants if variant.compiled == compiled
                     for name, model in models.items() if name in FUSABLE or not variant.fusion}
-        for batch in args.batch_sizes:
+        for batch in sorted(args.batch_sizes, reverse=True):  # throughput first: it decides the fusion
             calls, notes = {}, {}
             for (name, variant), model in prepared.items():
                 try:
