@@ -3,8 +3,9 @@
 Engineering, not the paper: predict.py and studies/benchmark.py use it on a trained student (student.py)
 or LRASPP (lraspp.py). Around its convolutions the shipped EfficientNet-Lite0 runs a batch norm, a ReLU6
 into a new tensor and a padded copy of each depthwise convolution's input, all at the widest layers' size
-(96 channels at stride 2); `fuse_for_inference` folds all three away. Without them the student's encoder
-takes about a third less time on a CPU (studies/benchmark.py, the "fused" rows).
+(96 channels at stride 2). `fuse_for_inference` folds the batch norms and ReLU6 copies away, and the padding
+too unless told not to; `inference_copy` says which of the two a device gets, and why. On a CPU, everything
+folded takes about a third off the student's encoder (studies/benchmark.py, the "fused" rows).
 """
 import copy
 
@@ -72,13 +73,30 @@ def fold_same_padding(model: nn.Module) -> nn.Module:
     return model
 
 
-def fuse_for_inference(model: nn.Module) -> nn.Module:
+def fuse_for_inference(model: nn.Module, fold_padding: bool = True) -> nn.Module:
     """An eval-mode copy of `model` (a MobileNetUNet or a torchvision network) that gives the same
-    logits to float rounding, faster: batch norms folded (`fuse_batchnorm`), Lite0's padding moved into
-    its convolutions (`fold_same_padding`), its ReLU6 applied in place (each writes over the output of
-    the convolution before it, read by nothing else)."""
-    model = fold_same_padding(fuse_batchnorm(model))
+    logits to float rounding: batch norms folded (`fuse_batchnorm`), its ReLU6 applied in place (each
+    writes over the output of the convolution before it, read by nothing else) and, if `fold_padding`,
+    Lite0's padding moved into its convolutions (`fold_same_padding`: a copy of the input saved, but a
+    stride-2 kernel grows from 3 x 3 to 4 x 4 and from 5 x 5 to 6 x 6)."""
+    model = fuse_batchnorm(model)
+    if fold_padding:
+        model = fold_same_padding(model)
     for module in model.modules():
         if isinstance(module, nn.ReLU6):
             module.inplace = True
     return model
+
+
+# Whether `inference_copy` moves Lite0's padding into its convolutions, by device type (measured: RESULTS.md,
+# Speed, and studies/benchmark.py's fusion table and "layers" rows); no other device was measured.
+FOLD_PADDING = {
+    "cpu": True,  # a padded channels_last copy costs 6-10x the convolution after it; the grown kernel 1.2x
+    "cuda": False,  # cuDNN's 4 x 4 and 6 x 6 depthwise kernels are slow: fully fused, batch 32 took 1.5x
+}
+
+
+def inference_copy(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """The copy of `model` to run for inference on `device`: `fuse_for_inference`, with Lite0's padding
+    folded where FOLD_PADDING says it pays."""
+    return fuse_for_inference(model, fold_padding=FOLD_PADDING.get(torch.device(device).type, False))

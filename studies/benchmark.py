@@ -2,19 +2,27 @@
 
 The paper sells the student as a *real-time* segmenter, so its inference speed comes first: batch-1
 latency (a live broadcast arrives one frame at a time) and large-batch throughput (offline
-analysis), in fp32 and channels_last on a CPU, in bf16 autocast with channels_last and under
-torch.compile on a GPU, each as shipped and fused for inference (engineering/fast_inference.py: batch norms
-folded into the convolutions, the same logits). The same is timed for torchvision's
-LRASPP-MobileNetV3-Large and FCN-ResNet50, the models a user would pick instead, in the same run and
-in turns (one call of each, then the next round): speeds taken on another machine or day do not compare, and the student should be at
-least as fast as LRASPP, which the table's "x LRASPP" column gives variant by variant, beside each
-model's GFLOP per frame and parameters. Training is the other cost: one full label-free step
-as train.py runs it (the SBM's classifier and eq. 2, the student with eq. 7, the two AdamW updates), the
-same with the SBM fixed, the SBM's per-step part alone to show its share, the once-per-run region
-embeddings (frozen backbone and eq. 1), and a supervised cross-entropy step for comparison. Last, the
-mask sources that fill the cache before training: superpixels, PiDiNet regions, and SAM ViT-B with
-random weights (the network costs what it costs with real weights; the masks are meaningless, and
-fewer of them survive SAM's quality filters, so its post-processing is cheaper than with real weights).
+analysis), in fp32 and channels_last on a CPU, in bf16 autocast with channels_last on a GPU. The same is
+timed for torchvision's LRASPP-MobileNetV3-Large and FCN-ResNet50, the models a user would pick instead,
+in the same run and in turns (one call of each model in each variant, then the next round): speeds taken
+on another machine or day do not compare, and the student should be at least as fast as LRASPP, which
+the table's "x LRASPP" column gives variant by variant, beside each model's GFLOP per frame and parameters.
+
+Each model is timed as trained and in the inference copies of engineering/fast_inference.py (the same
+logits): "bn-folded" (batch norms folded into the convolutions, ReLU6 in place) and "fused" (that and
+Lite0's TF padding moved into its convolutions, which grows each stride-2 kernel by a row and a column),
+each compiled too with --compile. LRASPP has no such padding: its two copies are one network, and their
+difference is the run's noise. The "layers" rows time Lite0's five stride-2 convolutions alone, padded
+copy + k x k against the grown kernel, and the fusion table at the end says, per batch and compilation,
+which copy is fastest and whether it is the one `inference_copy` gives this device.
+
+Training is the other cost: one full label-free step as train.py runs it (the SBM's classifier and eq. 2,
+the student with eq. 7, the two AdamW updates), the same with the SBM fixed, the SBM's per-step part alone
+to show its share, the once-per-run region embeddings (frozen backbone and eq. 1), and a supervised
+cross-entropy step for comparison. Last, the mask sources that fill the cache before training:
+superpixels, PiDiNet regions, and SAM ViT-B with random weights (the network costs what it costs with
+real weights; the masks are meaningless, and fewer of them survive SAM's quality filters, so its
+post-processing is cheaper than with real weights).
 
 Every measurement makes `--warmup` untimed calls (cuDNN algorithm search, compilation, allocator
 caches), then `--repeats` timed calls, and reports the median. On a GPU each call is timed with
@@ -22,9 +30,12 @@ CUDA events; on a CPU with time.perf_counter. Weights are random wherever they w
 download: weights do not change speed. The JSON keys named `*_bs32_*` and `*_bs1_*` hold the
 largest and smallest of `--batch-sizes` (32 and 1 unless changed; `throughput_batch_size` and
 `latency_batch_size` say which), each for the fastest variant of that model (`*_variant` says which);
-`student_vs_lraspp_bs32` and `_bs1` divide the student's speed by LRASPP's, each at its fastest.
+`student_vs_lraspp_bs32` and `_bs1` divide the student's speed by LRASPP's, each at its fastest; `fusion`
+holds the fusion table.
 
     python studies/benchmark.py                             # GPU if there is one; 416 x 608
+    # the fusion table on a GPU, about 2 minutes:
+    python studies/benchmark.py --skip training masks sam --models student lraspp --batch-sizes 1 32 --compile
     python studies/benchmark.py --device cpu --skip training masks sam   # the CPU ratio at batch 1
     python studies/benchmark.py --quick --device cpu        # CI-sized smoke run
     python studies/benchmark.py --profile --skip inference masks   # where a training step's time goes
@@ -39,7 +50,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Hashable, Iterator, NamedTuple
 
 import torch
 import torchvision
@@ -48,7 +59,7 @@ from torchvision.models.segmentation import fcn_resnet50
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import train  # noqa: E402
-from engineering.fast_inference import fuse_for_inference  # noqa: E402
+from engineering.fast_inference import FOLD_PADDING, fold_same_padding, fuse_for_inference  # noqa: E402
 from engineering.files import write_atomically  # noqa: E402
 from engineering.lraspp import LRASPPBaseline  # noqa: E402
 from classes import NUM_CLASSES  # noqa: E402
@@ -94,6 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="reduce-overhead adds CUDA graphs, which matter most at batch 1")
     p.add_argument("--quick", action="store_true", help="tiny sizes and few repeats, for CI")
     p.add_argument("--skip", nargs="+", default=[], choices=SECTIONS, help="sections not to run")
+    models = list(inference_models(NUM_CLASSES))
+    p.add_argument("--models", nargs="+", default=models, choices=models,
+                   help="models the inference section times; default all")
     p.add_argument("--profile", action="store_true",
                    help="also profile one training step and print its top-15 ops")
     p.add_argument("--out", default="results/benchmark.json", help="JSON file for the results")
@@ -143,15 +157,15 @@ def time_call_ms(fn: Callable[[], object], device: torch.device) -> float:
     return watch.ms()
 
 
-def median_ms_in_turns(calls: dict[str, Callable[[], object]], device: torch.device, warmup: int,
-                       repeats: int) -> dict[str, float]:
+def median_ms_in_turns(calls: dict[Hashable, Callable[[], object]], device: torch.device, warmup: int,
+                       repeats: int) -> dict[Hashable, float]:
     """Median milliseconds of each call, the calls taking turns (a b c, then c b a, ...): a slow spell
     of a shared machine falls on every model alike, so their ratios hold where the times do not."""
     names = list(calls)
     for _ in range(warmup):
         for name in names:
             calls[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[Hashable, list[float]] = {name: [] for name in names}
     for turn in range(repeats):
         for name in names if turn % 2 == 0 else names[::-1]:
             times[name].append(time_call_ms(calls[name], device))
@@ -211,11 +225,18 @@ class OutputOnly(nn.Module):
         return self.model(x)["out"]
 
 
+# What fuse_for_inference folds in each variant, by the name the table gives it, and whether it folds Lite0's
+# padding too (a padded copy saved, a stride-2 kernel grown by one row and column).
+FUSIONS = {"": None,  # the model as trained
+           "bn-folded": False,  # batch norms folded into the convolutions, ReLU6 in place
+           "fused": True}  # the same and Lite0's padding moved into its convolutions
+
+
 class Variant(NamedTuple):
     name: str
     bf16: bool  # autocast to bfloat16 (GPU only: bf16 convolutions on a CPU are slower than fp32)
     channels_last: bool  # NHWC memory layout, the one tensor cores read directly
-    fused: bool  # fuse_for_inference: batch norms folded into the convolutions, same logits
+    fusion: str  # a key of FUSIONS: what fuse_for_inference folds; the same logits
     compiled: bool
 
 
@@ -232,7 +253,7 @@ def inference_models(num_classes: int) -> dict[str, Callable[[], nn.Module]]:
 
 
 # fuse_for_inference folds the batch norms it finds in an nn.Sequential or an EfficientNet block; most
-# of ResNet's are in neither, so FCN has no fused rows.
+# of ResNet's are in neither, so FCN has no bn-folded or fused rows.
 FUSABLE = {"student", "lraspp"}
 
 
@@ -254,25 +275,27 @@ def gflops_per_image(model: nn.Module, size: list[int]) -> float:
 
 
 def inference_variants(device: torch.device, with_compile: bool) -> list[Variant]:
+    """The variants timed on `device`, eager ones first. Each fusion of FUSIONS is timed in the layout
+    predict.py runs (channels_last, bf16 on a GPU), and compiled too `with_compile`."""
     if device.type == "cuda":
         # "fp32" here lets cuDNN use TF32 for convolutions, PyTorch's default.
-        variants = [Variant("fp32", False, False, False, False),
-                    Variant("bf16+channels_last", True, True, False, False),
-                    Variant("bf16+channels_last fused", True, True, True, False)]
+        others = [Variant("fp32", False, False, "", False)]
+        base = Variant("bf16+channels_last", True, True, "", False)
     else:
-        variants = [Variant("fp32", False, False, False, False),
-                    Variant("fp32 fused", False, False, True, False),
-                    Variant("fp32+channels_last", False, True, False, False),
-                    Variant("fp32+channels_last fused", False, True, True, False)]
-    if with_compile:
-        best = variants[-1]
-        variants.append(best._replace(name=f"{best.name}+compile", compiled=True))
-    return variants
+        others = [Variant("fp32", False, False, "", False),
+                  Variant("fp32 fused", False, False, "fused", False)]
+        base = Variant("fp32+channels_last", False, True, "", False)
+    fusions = [base._replace(name=f"{base.name} {fusion}".rstrip(), fusion=fusion) for fusion in FUSIONS]
+    compiled = [v._replace(name=f"{v.name}+compile", compiled=True) for v in fusions] if with_compile else []
+    return others + fusions + compiled
 
 
 def prepare(model: nn.Module, variant: Variant, device: torch.device, compile_mode: str) -> nn.Module:
-    model = (fuse_for_inference(model) if variant.fused else copy.deepcopy(model)).to(device).eval()
+    fold_padding = FUSIONS[variant.fusion]
+    model = (copy.deepcopy(model) if fold_padding is None else fuse_for_inference(model, fold_padding)
+             ).to(device).eval()
     if variant.channels_last:
+        # After fusion, so that the weights fusion makes anew (the grown kernels) are channels_last too.
         model = model.to(memory_format=torch.channels_last)
     if variant.compiled:
         # dynamic=False: one specialised graph per batch size, as a deployed model would have.
@@ -298,44 +321,12 @@ def fastest(times: dict[tuple[str, str, int], float], model: str, batch: int) ->
     return (min(found)[1], min(found)[0]) if found else None
 
 
-def benchmark_inference(args: argparse.Namespace, device: torch.device) -> tuple[list[dict], dict]:
-    rows, times, summary = [], {}, {}
-    models = {name: build() for name, build in inference_models(NUM_CLASSES).items()}
-    for name, model in models.items():
-        cost = dict(gflops=gflops_per_image(model, args.size),
-                    parameters=sum(p.numel() for p in model.parameters()))
-        summary.update({f"{name}_description": describe(model),
-                        **{f"{name}_{k}": v for k, v in cost.items()}})
-    for variant in inference_variants(device, args.compile):
-        prepared = {name: prepare(model, variant, device, args.compile_mode) for name, model in models.items()
-                    if name in FUSABLE or not variant.fused}
-        for batch in args.batch_sizes:
-            calls, notes = {}, {}
-            for name, model in prepared.items():
-                try:
-                    calls[name] = inference_call(model, variant, batch, args.size, device)
-                    # The first call compiles (compiled variants) and finds cuDNN algorithms: timed apart.
-                    first_s = time_call_ms(calls[name], device) / 1e3
-                    notes[name] = f"first call {first_s:.1f} s" if variant.compiled else ""
-                except Exception as error:  # a compile or memory failure must not end the benchmark
-                    calls.pop(name, None)
-                    notes[name] = failure(error)
-            measured = median_ms_in_turns(calls, device, args.warmup, args.repeats)
-            for name in prepared:
-                ms = measured.get(name)
-                if ms is not None:
-                    times[name, variant.name, batch] = ms
-                vs_lraspp = measured["lraspp"] / ms if ms and "lraspp" in measured else None
-                rows.append(row("inference", name, variant.name, batch, ms, notes[name],
-                                gflops=summary[f"{name}_gflops"], parameters=summary[f"{name}_parameters"],
-                                vs_lraspp=vs_lraspp))
-        del prepared, calls
-        if variant.compiled:
-            torch._dynamo.reset()  # frees the compiled graphs and CUDA graph memory pools
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-    throughput_batch, latency_batch = max(args.batch_sizes), min(args.batch_sizes)
-    summary.update(throughput_batch_size=throughput_batch, latency_batch_size=latency_batch)
+def fastest_summary(times: dict[tuple[str, str, int], float], models: list[str],
+                    batch_sizes: list[int]) -> dict:
+    """The JSON's `*_bs32_*` and `*_bs1_*` keys: each model at its fastest variant, at the largest and
+    smallest batch, and the student's speed over LRASPP's at each."""
+    throughput_batch, latency_batch = max(batch_sizes), min(batch_sizes)
+    summary = dict(throughput_batch_size=throughput_batch, latency_batch_size=latency_batch)
     for name in models:
         if best := fastest(times, name, throughput_batch):
             summary[f"{name}_bs32_variant"] = best[0]
@@ -350,6 +341,138 @@ def benchmark_inference(args: argparse.Namespace, device: torch.device) -> tuple
     if "student_bs1_latency_ms" in summary and "lraspp_bs1_latency_ms" in summary:
         summary["student_vs_lraspp_bs1"] = (summary["lraspp_bs1_latency_ms"]
                                             / summary["student_bs1_latency_ms"])
+    return summary
+
+
+def fusion_choices(times: dict[tuple[str, str, int], float], variants: list[Variant], models: list[str],
+                   batch_sizes: list[int], device: torch.device) -> list[dict]:
+    """Per model that fuses, batch and compilation: the ms of each fusion of FUSIONS in predict.py's layout,
+    its speed over the model as trained and run eagerly (`x_eager`, above 1 when faster), the fastest, and the
+    fusion that `inference_copy` gives this device (FOLD_PADDING)."""
+    chosen = "fused" if FOLD_PADDING.get(device.type, False) else "bn-folded"
+    choices = []
+    for name in (m for m in models if m in FUSABLE):
+        for batch in batch_sizes:
+            eager = next((times.get((name, v.name, batch)) for v in variants
+                          if v.channels_last and not v.fusion and not v.compiled), None)
+            for compiled in sorted({v.compiled for v in variants}):
+                ms = {v.fusion or "as trained": times.get((name, v.name, batch)) for v in variants
+                      if v.channels_last and v.compiled == compiled}
+                measured = {fusion: t for fusion, t in ms.items() if t is not None}
+                if not measured:
+                    continue
+                choices.append(dict(
+                    model=name, batch=batch, compiled=compiled, ms=ms,
+                    x_eager={fusion: eager / t if eager else None for fusion, t in measured.items()},
+                    fastest=min(measured, key=measured.get), inference_copy=chosen,
+                    inference_copy_vs_fastest=(min(measured.values()) / measured[chosen]
+                                               if chosen in measured else None)))
+    return choices
+
+
+def strided_convolutions(student: MobileNetUNet, size: list[int]) -> list[tuple[str, nn.Conv2d, torch.Size]]:
+    """Lite0's convolutions whose TF "SAME" padding `fold_same_padding` moves into a grown kernel (the stem
+    and the first depthwise convolution of four stages, all stride 2), from an eval-mode copy of `student`,
+    each with a name for the table and the shape (1, C, H, W) of its input at frame size `size`."""
+    student = copy.deepcopy(student).eval()
+    convs = {}
+    for index, layer in enumerate(student.encoder.layers):
+        for name, conv in layer.named_modules():
+            pad = getattr(conv, "static_padding", None)
+            # pad.padding is (left, right, top, bottom): one more on the right is a stride-2 convolution's
+            stride_2 = isinstance(pad, nn.ZeroPad2d) and pad.padding[1] > pad.padding[0]
+            if isinstance(conv, nn.Conv2d) and stride_2:
+                convs[conv] = "stem" if index == 0 else f"_blocks[{index - 1}] depthwise"
+    shapes = {}
+
+    def record(conv: nn.Module, args: tuple[torch.Tensor]) -> None:  # a pre-hook that returns None
+        shapes.setdefault(conv, args[0].shape)
+
+    handles = [conv.register_forward_pre_hook(record) for conv in convs]
+    with torch.no_grad():
+        student(torch.zeros(1, 3, *size))
+    for handle in handles:
+        handle.remove()
+    return [(name, conv, shapes[conv]) for conv, name in convs.items()]
+
+
+def benchmark_strided_convolutions(student: MobileNetUNet, variant: Variant, batch: int,
+                                   args: argparse.Namespace, device: torch.device) -> list[dict]:
+    """Each of Lite0's stride-2 convolutions alone, as shipped (a padded copy of its input, then the k x k
+    kernel) and with its padding folded (a (k + 1) x (k + 1) kernel, no copy), in turns, in `variant`'s
+    precision and layout: the rows say which kernel size loses where the fused model does."""
+    dtype = torch.bfloat16 if variant.bf16 else torch.float32
+    layout = torch.channels_last if variant.channels_last else torch.contiguous_format
+    rows = []
+    for name, conv, shape in strided_convolutions(student, args.size):
+        shipped = copy.deepcopy(conv).to(device, dtype).to(memory_format=layout)
+        folded = fold_same_padding(copy.deepcopy(conv)).to(device, dtype).to(memory_format=layout)
+        x = torch.rand(batch, *shape[1:], device=device, dtype=dtype).contiguous(memory_format=layout)
+        with torch.inference_mode():
+            calls = {"shipped": lambda: shipped(x), "folded": lambda: folded(x)}
+            measured = median_ms_in_turns(calls, device, args.warmup, args.repeats)
+        k, (c, h, w) = conv.kernel_size[0], shape[1:]
+        what = f"Lite0 {name}: {k}x{k} stride 2, {c} to {conv.out_channels} channels, input {h} x {w}"
+        rows.append(row("layers", what, f"{variant.name}: padded copy + {k}x{k}", batch, measured["shipped"]))
+        speed = measured["shipped"] / measured["folded"]
+        rows.append(row("layers", what, f"{variant.name}: {k + 1}x{k + 1}, padding folded", batch,
+                        measured["folded"], f"{speed:.2f}x the padded copy's speed"))
+    return rows
+
+
+def benchmark_inference(args: argparse.Namespace, device: torch.device,
+                        save: Callable[[list[dict], dict], None] = lambda rows, summary: None
+                        ) -> tuple[list[dict], dict]:
+    """The inference rows and keys; `save(rows, summary)` after each batch size of the eager and of the
+    compiled variants, so that a run cut short keeps what it measured."""
+    rows, times, summary = [], {}, {}
+    builders = inference_models(NUM_CLASSES)
+    models = {name: builders[name]() for name in args.models}
+    for name, model in models.items():
+        cost = dict(gflops=gflops_per_image(model, args.size),
+                    parameters=sum(p.numel() for p in model.parameters()))
+        summary.update({f"{name}_description": describe(model),
+                        **{f"{name}_{k}": v for k, v in cost.items()}})
+    variants = inference_variants(device, args.compile)
+    if "student" in models:
+        layout = next(v for v in variants if v.channels_last)
+        rows += benchmark_strided_convolutions(models["student"], layout, max(args.batch_sizes), args, device)
+    # Every model in every variant in turns, the eager variants first, then the compiled ones: a slow spell
+    # of the machine falls on all alike, so the fusions compare as well as the models. torch.compile keeps 8
+    # graphs of one forward unless told more: each compiled fusion makes one per batch size.
+    limit = 2 * len(FUSIONS) * len(args.batch_sizes)
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
+    for compiled in sorted({v.compiled for v in variants}):
+        prepared = {(name, variant): prepare(model, variant, device, args.compile_mode)
+                    for variant in variants if variant.compiled == compiled
+                    for name, model in models.items() if name in FUSABLE or not variant.fusion}
+        for batch in sorted(args.batch_sizes, reverse=True):  # throughput first: it decides the fusion
+            calls, notes = {}, {}
+            for (name, variant), model in prepared.items():
+                try:
+                    calls[name, variant] = inference_call(model, variant, batch, args.size, device)
+                    # The first call compiles (compiled variants) and finds cuDNN algorithms: timed apart.
+                    first_s = time_call_ms(calls[name, variant], device) / 1e3
+                    notes[name, variant] = f"first call {first_s:.1f} s" if variant.compiled else ""
+                except Exception as error:  # a compile or memory failure must not end the benchmark
+                    calls.pop((name, variant), None)
+                    notes[name, variant] = failure(error)
+            measured = median_ms_in_turns(calls, device, args.warmup, args.repeats)
+            for name, variant in prepared:
+                ms = measured.get((name, variant))
+                if ms is not None:
+                    times[name, variant.name, batch] = ms
+                lraspp = measured.get(("lraspp", variant))
+                rows.append(row("inference", name, variant.name, batch, ms, notes[name, variant],
+                                gflops=summary[f"{name}_gflops"], parameters=summary[f"{name}_parameters"],
+                                vs_lraspp=lraspp / ms if ms and lraspp else None))
+            summary.update(fastest_summary(times, list(models), args.batch_sizes),
+                           fusion=fusion_choices(times, variants, list(models), args.batch_sizes, device))
+            save(rows, summary)
+        del prepared, calls
+        torch._dynamo.reset()  # frees the compiled graphs and CUDA graph memory pools
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     return rows, summary
 
 
@@ -524,6 +647,24 @@ def print_table(rows: list[dict]) -> None:
               f"| {number(parameters)} | {r['note']} |")
 
 
+def print_fusion_table(choices: list[dict], device: torch.device) -> None:
+    """The inference rows again, by fusion, for the choice `inference_copy` makes on this device."""
+    if not choices:
+        return
+    fusions = ["as trained", *(f for f in FUSIONS if f)]
+    chosen = choices[0]["inference_copy"]
+    print(f"\nFusion on {device.type}, in predict.py's layout: ms (speed over the model as trained, eager; "
+          f"above 1 = faster). inference_copy gives this device `{chosen}` (fast_inference.FOLD_PADDING).")
+    print(f"| model | batch | compiled | {' | '.join(fusions)} | fastest | `{chosen}` / fastest |")
+    print("|---|---:|---|" + "---:|" * len(fusions) + "---|---:|")
+    for c in choices:
+        cells = ["-" if c["ms"].get(f) is None else f"{c['ms'][f]:.2f} ({c['x_eager'][f]:.2f}x)"
+                 if c["x_eager"].get(f) else f"{c['ms'][f]:.2f}" for f in fusions]
+        ratio = c["inference_copy_vs_fastest"]
+        print(f"| {c['model']} | {c['batch']} | {'yes' if c['compiled'] else 'no'} | {' | '.join(cells)} "
+              f"| {c['fastest']} | {'-' if ratio is None else f'{ratio:.2f}'} |")
+
+
 def write_json(path: str, results: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, (json.dumps(results, indent=2) + "\n").encode())
@@ -563,15 +704,19 @@ def main(argv: list[str] | None = None) -> dict:
     if not {"masks", "sam"} <= set(args.skip):
         runs.append(benchmark_mask_sources)
     for run in runs:
-        section_rows, summary = run(args, device)
+        def save(section_rows: list[dict], summary: dict) -> None:
+            results.update(summary, rows=rows + section_rows)
+            write_json(args.out, results)
+
+        # Written after every section (and inference variant), so a run cut short keeps what it measured.
+        section_rows, summary = run(args, device, save) if run is benchmark_inference else run(args, device)
         rows += section_rows
-        results.update(summary, rows=rows)
-        # Written after every section, so a run cut short keeps what it measured.
-        write_json(args.out, results)
+        save([], summary)
 
     print(f"\n{results['device_name']} ({args.device}), torch {torch.__version__}, "
           f"{args.size[0]} x {args.size[1]}, median of {args.repeats} after {args.warmup} warm-up calls")
     print_table(rows)
+    print_fusion_table(results.get("fusion", []), device)
     print(f"\nwrote {args.out}")
     return results
 

@@ -105,7 +105,15 @@ def test_quick_cpu_benchmark_writes_required_keys(tmp_path):
     assert 2e6 < saved["student_parameters"] < 5e6
     assert 0 < saved["student_gflops"] < saved["fcn_gflops"]
     inference = [r for r in saved["rows"] if r["section"] == "inference"]
-    assert {r["variant"] for r in inference} >= {"fp32", "fp32 fused"}
+    assert {r["variant"] for r in inference} >= {"fp32", "fp32 fused", "fp32+channels_last",
+                                                  "fp32+channels_last bn-folded", "fp32+channels_last fused"}
+    # Lite0's five stride-2 convolutions alone, as shipped and with their padding folded.
+    assert len([r for r in saved["rows"] if r["section"] == "layers" and r["ms"] > 0]) == 10
+    # The fusion table: the student and LRASPP at both batch sizes; on a CPU inference_copy folds everything.
+    assert {(c["model"], c["batch"]) for c in saved["fusion"]} == {(m, b) for m in ("student", "lraspp")
+                                                                   for b in (1, 2)}
+    assert all(c["inference_copy"] == "fused" and set(c["ms"]) == {"as trained", "bn-folded", "fused"}
+               for c in saved["fusion"])
     assert all(r["gflops"] > 0 and r["parameters"] > 0 and r["vs_lraspp"] > 0 for r in inference)
     assert (returned["rows"] == saved["rows"]
             and not any(r["note"].startswith("failed") for r in saved["rows"]))
