@@ -16,8 +16,9 @@ so not by a `--resume` that skips some).
 
 Decoding (worker processes: JPEGs at reduced scale with PIL's draft mode; or the GPU, with nvJPEG), the
 student, and PNG encoding (worker processes) run side by side; the last line says how long the main loop
-waited for each, so which one sets the pace. The clock starts after the warm-up (compilation included)
-and the workers' start. Ctrl-C stops within a second or two, keeping every mask already written.
+waited for each, so which one sets the pace, and how many frames were skipped as unreadable. The clock
+starts after the warm-up (compilation included) and the workers' start. Ctrl-C stops within a second or
+two, keeping every mask already written.
 """
 import argparse
 import io
@@ -317,9 +318,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     existing.add_argument("--overwrite", action="store_true", help="replace the masks --out already holds")
     p.add_argument("--batch-size", type=int, help="frames the student segments at once (default 32 on a GPU, "
                    "where large batches keep it busy; 1 on a CPU, where a small one stays in its caches)")
-    p.add_argument("--workers", type=int, default=max(1, min(8, cores // 2)),
-                   help="decoding processes, and as many writing processes (a video is decoded by one); 0 "
-                        "does all in this process")
+    p.add_argument("--workers", type=int,
+                   help=f"decoding processes (default, at least 1: a quarter of the {cores} cores this "
+                        "process may use when the device decodes JPEGs, as the processes then only read "
+                        "files; half of them otherwise; a video is decoded by one); 0 does all in this "
+                        "process, writing too")
+    p.add_argument("--writers", type=int, help="PNG-writing processes (default: the cores that the decoding "
+                   "processes and this one leave, at least 1; none with --workers 0)")
     p.add_argument("--jpeg-decoder", choices=["pil", "device"],
                    help="who decodes a folder of JPEGs: PIL at reduced scale in the --workers processes, or "
                         "the device (nvJPEG on a GPU); default device on a GPU, pil otherwise")
@@ -332,6 +337,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.batch_size is None:
         args.batch_size = 32 if on_gpu else 1
     args.jpeg_decoder = args.jpeg_decoder or ("device" if on_gpu else "pil")
+    if args.workers is None:
+        args.workers = max(1, cores // 4 if args.jpeg_decoder == "device" else cores // 2)
+    if args.writers is None:
+        args.writers = max(1, cores - args.workers - 1) if args.workers else 0
     return args
 
 
@@ -363,10 +372,10 @@ def predict(args: argparse.Namespace) -> dict:
     # and beside the model's warm-up; they ignore Ctrl-C, which this process answers by letting their current
     # batch finish.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    writers = ProcessPoolExecutor(args.workers, multiprocessing.get_context(method),
+    writers = ProcessPoolExecutor(args.writers, multiprocessing.get_context(method),
                                   initializer=signal.signal,
-                                  initargs=(signal.SIGINT, signal.SIG_IGN)) if args.workers else None
-    writers_started = [writers.submit(os.getpid) for _ in range(args.workers)] if writers else []
+                                  initargs=(signal.SIGINT, signal.SIG_IGN)) if args.writers else None
+    writers_started = [writers.submit(os.getpid) for _ in range(args.writers)] if writers else []
     # bf16 where the device computes it natively: a GPU, or a CPU with AVX512-BF16 (AMX CPUs have it); other
     # CPUs emulate it, slower than fp32.
     cuda = device.type == "cuda"
@@ -399,7 +408,7 @@ def predict(args: argparse.Namespace) -> dict:
     video = (OverlayVideo(out / OVERLAY_VIDEO, dataset.rate, dataset.frame_size, palette)
              if video_in and args.overlay and not dataset.skip else None)
     native = tuple(state["args"].get("native_size", size))
-    aspect_said, done, pending, in_flight, finished = False, 0, deque(), deque(), False
+    aspect_said, done, skipped, pending, in_flight, finished = False, 0, 0, deque(), deque(), False
     waited = dict(frames=0.0, device=0.0, writing=0.0)  # the main loop's wait for each stage
     start = tick = time.perf_counter()
 
@@ -426,7 +435,7 @@ def predict(args: argparse.Namespace) -> dict:
         work = (out, batch["mask_name"], masks, sizes, palette, frames)
         if writers:
             pending.append(writers.submit(write_masks, *work))
-            while len(pending) > 2 * args.workers:  # a bounded backlog: memory stays flat
+            while len(pending) > 2 * args.writers:  # a bounded backlog: memory stays flat
                 pending.popleft().result()
         else:
             write_masks(*work)
@@ -442,6 +451,7 @@ def predict(args: argparse.Namespace) -> dict:
                 lap("frames")
                 with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     images, sizes = device_images(batch, size, device)
+                    skipped += len(batch["errors"])
                     bar.update(len(batch["errors"]))
                     for name, error in batch["errors"]:
                         print(f"warning: skipping {source / name}: {error}", file=sys.stderr)
@@ -473,14 +483,14 @@ def predict(args: argparse.Namespace) -> dict:
             video.close(keep=finished)
     wall = time.perf_counter() - start
     limit = max(waited, key=waited.get)
-    report = dict(frames=done, seconds=wall, fps=done / wall if wall else 0.0, limit=limit,
+    report = dict(frames=done, skipped=skipped, seconds=wall, fps=done / wall if wall else 0.0, limit=limit,
                   **{f"{k}_seconds": v for k, v in waited.items()})
     decoder = "PyAV" if video_in else "the device" if jpeg_bytes else "PIL"
-    print(f"{done} frames in {wall:.1f} s: {report['fps']:.1f} frames per second, decoding ({decoder}) and "
-          f"writing included (the main loop waited {waited['frames']:.1f} s for frames, "
+    print(f"{done:,} frames in {wall:.1f} s: {report['fps']:,.1f} frames per second, decoding ({decoder}) "
+          f"and writing included (the main loop waited {waited['frames']:.1f} s for frames, "
           f"{waited['device']:.1f} s for the device, {waited['writing']:.1f} s for writing: {limit} is the "
-          f"limit); masks in {out}"
-          + (f", the overlay video in {out / OVERLAY_VIDEO}" if video else ""))
+          f"limit); masks in {out}" + (f", the overlay video in {out / OVERLAY_VIDEO}" if video else "")
+          + f"; {skipped:,} skipped (unreadable)")
     return report
 
 

@@ -44,8 +44,9 @@ def test_a_folder_becomes_palettised_masks_at_the_frames_sizes(run, tmp_path, ca
     report = predict.main(["--checkpoint", str(run / "checkpoint.pt"), "--input", str(folder),
                            "--jpeg-decoder", decoder, "--out", str(tmp_path / "masks"), "--overlay",
                            "--workers", "0", "--batch-size", "2"])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert report["frames"] == 3 and "warning: skipping" in err and "broken.jpg" in err
+    assert report["skipped"] == 1 and out.strip().endswith("; 1 skipped (unreadable)")
     assert err.count("trained on synthetic scenes") == 1
     # Said once, for the 160 x 90 frame: the run's frames are 96 x 64.
     assert err.count("another aspect ratio") == 1
@@ -59,6 +60,17 @@ def test_a_folder_becomes_palettised_masks_at_the_frames_sizes(run, tmp_path, ca
         assert np.array_equal(palette, DISPLAY_PALETTE) and len(np.unique(palette, axis=0)) == 11
         assert Image.open(tmp_path / "masks" / "overlays" / f"clip {i}.jpg").size == (size[1], size[0])
     assert (tmp_path / "masks" / "legend.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_worker_counts_follow_the_cores(monkeypatch):
+    monkeypatch.setattr(predict.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    common = ["--checkpoint", "c.pt", "--input", "frames", "--out", "masks", "--device", "cpu"]
+    # Processes that only read JPEGs for the device leave most cores to the writers; PIL's decoding, half.
+    device = predict.parse_args([*common, "--jpeg-decoder", "device"])
+    pil = predict.parse_args(common)
+    assert (device.workers, device.writers) == (4, 11) and (pil.workers, pil.writers) == (8, 7)
+    assert predict.parse_args([*common, "--workers", "0"]).writers == 0
+    assert predict.parse_args([*common, "--workers", "0", "--writers", "2"]).writers == 2
 
 
 def test_out_with_masks_is_refused_and_resume_skips_what_exists(run, tmp_path):
