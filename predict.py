@@ -14,12 +14,12 @@ Team A and Goalkeeper A the same yellow). `--overlay` adds each frame with its m
 in `overlays/` for a folder, one `overlay.mp4` for a video (written only by a run that sees every frame,
 so not by a `--resume` that skips some).
 
-Decoding (worker processes: JPEGs at reduced scale with PIL's draft mode; or the GPU, with nvJPEG), the
-student, and PNG encoding (worker processes) run side by side; the last line says how long the main loop
-waited for each, so which one sets the pace, and how many frames were skipped as unreadable. The overlay
-video is blended on the device and encoded on every core (libx264's frame threads). The clock starts after
-the warm-up (compilation included) and the workers' start. Ctrl-C stops within a second or two, keeping
-every mask already written.
+Decoding (worker processes: JPEGs at reduced scale with PIL's draft mode; or the GPU, with nvJPEG on a
+stream of its own, beside the student's), the student, and PNG encoding (worker processes) run side by side;
+the last line says how long the main loop waited for each, so which one sets the pace, and how many frames
+were skipped as unreadable. The overlay video is blended on the device and encoded on every core (libx264's
+frame threads). The clock starts after the warm-up (compilation included) and the workers' start. Ctrl-C
+stops within a second or two, keeping every mask already written.
 """
 import argparse
 import io
@@ -173,10 +173,11 @@ def open_frames(source: Path, size: tuple[int, int], out: Path, overlay: bool, r
     return VideoFrames(source, size, overlay, done)
 
 
-def device_images(batch: dict, size: tuple[int, int],
-                  device: torch.device) -> tuple[torch.Tensor | None, list]:
+def device_images(batch: dict, size: tuple[int, int], device: torch.device,
+                  decode_stream: torch.cuda.Stream | None = None) -> tuple[torch.Tensor | None, list]:
     """A batch on the device: (images (B, 3, H, W) float in [0, 1] at size=(H, W), channels_last, or None when
-    no frame was readable; the frames' own (H, W)). Its `jpeg` bytes are decoded there (nvJPEG on a GPU) and
+    no frame was readable; the frames' own (H, W)). Its `jpeg` bytes are decoded there (nvJPEG on a GPU, on
+    `decode_stream`, so that the student's stream, the current one, segments the last batch meanwhile) and
     resized as data.py does (bilinear, antialiased); an unreadable one moves to the batch's `errors`."""
     if "image" in batch:
         # (B, H, W, 3): channels_last
@@ -184,21 +185,44 @@ def device_images(batch: dict, size: tuple[int, int],
         return images.float().div_(255), batch["frame_size"]
     if "jpeg" not in batch:
         return None, []
+    if decode_stream is None:
+        return decode_and_resize(batch, size, device)
+    # torchvision's decoder allocates its outputs on the current stream but writes them from a stream of its
+    # own that waits for nothing queued before (pytorch/vision#9606): memory freed on the current stream
+    # while kernels queued there still read it can be handed to nvJPEG and overwritten. On decode_stream the
+    # only such kernels are the last batch's resize, which read its decoded frames: wait for them alone.
+    decode_stream.synchronize()
+    with torch.cuda.stream(decode_stream):
+        images, sizes = decode_and_resize(batch, size, device)
+    if images is not None:
+        student_stream = torch.cuda.current_stream(device)
+        # The student's kernels start once the resize has written the images ...
+        student_stream.wait_stream(decode_stream)
+        # ... and the images' memory, decode_stream's, goes back to its pool only once the student's kernels
+        # queued by then have read it: else the next batch's nvJPEG could be handed it and write it first.
+        images.record_stream(student_stream)
+    return images, sizes
+
+
+def decode_and_resize(batch: dict, size: tuple[int, int],
+                      device: torch.device) -> tuple[torch.Tensor | None, list]:
+    """`device_images` for a batch of `jpeg` bytes, on the current stream."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    if device.type == "cuda":
-        # nvJPEG's hardware decoder ignores the stream it is given and can overwrite memory that kernels
-        # still queued on it read (pytorch/vision#9606): let them finish first.
-        torch.cuda.current_stream(device).synchronize()
     files = list(torch.split(batch["jpeg"], batch["jpeg_sizes"]))
     try:
         frames = decode_jpeg(files, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:  # one bad file fails the whole batch: decode its files one by one to find it
+        if device.type == "cuda":
+            # A failed batch may leave nvJPEG writing into the outputs it freed: let it finish first.
+            torch.cuda.synchronize(device)
         frames = []
         for jpeg, name, mask_name in list(zip(files, batch["name"], batch["mask_name"])):
             try:
                 frames.append(decode_jpeg(jpeg, mode=ImageReadMode.RGB, device=device))
             except RuntimeError as error:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # as above
                 batch["errors"].append((name, f"cannot decode it as a JPEG ({str(error).splitlines()[0]})"))
                 batch["name"].remove(name)
                 batch["mask_name"].remove(mask_name)
@@ -330,7 +354,7 @@ def write_legend(path: Path, palette: np.ndarray, names: list[str], what: str) -
 
 def to_host(*tensors: torch.Tensor) -> tuple[list[torch.Tensor], torch.cuda.Event | None]:
     """Tensors on the device -> (host tensors, the event after which they hold them). On a GPU pinned,
-    asynchronous copies: the host waits for them only after it has queued the next batch's work."""
+    asynchronous copies: the host waits for them only once it has queued the next batches' work."""
     if tensors[0].device.type != "cuda":
         return [t.cpu() for t in tensors], None
     hosts = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
@@ -425,6 +449,8 @@ def predict(args: argparse.Namespace) -> dict:
     model = model.to(memory_format=torch.channels_last)
     model = torch.compile(model) if args.compile else model
     to_ids = None if mapping is None else torch.as_tensor(mapping, device=device)
+    # nvJPEG and the resize get a stream of their own: the GPU decodes batch n + 1 while it segments batch n.
+    decode_stream = torch.cuda.Stream(device) if cuda and jpeg_bytes else None
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         # Compilation (and cuDNN's choice of kernels) happens here, on a dummy batch, not on the clock.
         model(torch.zeros(args.batch_size, 3, *size, device=device
@@ -433,7 +459,8 @@ def predict(args: argparse.Namespace) -> dict:
             blank = io.BytesIO()
             Image.new("RGB", (size[1], size[0])).save(blank, format="JPEG")
             jpeg = torch.frombuffer(bytearray(blank.getvalue()), dtype=torch.uint8)
-            device_images(collate([{"name": "blank", "mask_name": "blank.png", "jpeg": jpeg}]), size, device)
+            device_images(collate([{"name": "blank", "mask_name": "blank.png", "jpeg": jpeg}]), size, device,
+                          decode_stream)
     for started in writers_started:
         started.result()
     # Decoded frames are pinned for an asynchronous copy; JPEG bytes are not: nvJPEG reads them on the host.
@@ -445,6 +472,9 @@ def predict(args: argparse.Namespace) -> dict:
              if video_in and args.overlay and not dataset.skip else None)
     colours = yuv_colours(palette).to(device) if video else None
     native = tuple(state["args"].get("native_size", size))
+    # Batches queued on the device before the oldest one's masks are awaited: that wait, its copy back to the
+    # host, finds the work of the next two batches queued behind it, so the device never runs dry.
+    queued = 2
     aspect_said, done, skipped, pending, in_flight, finished = False, 0, 0, deque(), deque(), False
     waited = dict(frames=0.0, device=0.0, writing=0.0)  # the main loop's wait for each stage
     start = tick = time.perf_counter()
@@ -488,7 +518,7 @@ def predict(args: argparse.Namespace) -> dict:
             for batch in loader:
                 lap("frames")
                 with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    images, sizes = device_images(batch, size, device)
+                    images, sizes = device_images(batch, size, device, decode_stream)
                     skipped += len(batch["errors"])
                     bar.update(len(batch["errors"]))
                     for name, error in batch["errors"]:
@@ -505,10 +535,10 @@ def predict(args: argparse.Namespace) -> dict:
                     ids = (channels if to_ids is None else to_ids[channels]).byte()
                     shown = [blend_yuv420(batch["frame"].to(device, non_blocking=True), ids, colours)
                              ] if video else []
-                    # Queued, not awaited: the GPU segments this batch while the host hands the last one over.
+                    # Queued, not awaited: the device works on while the host hands earlier batches over.
                     in_flight.append((batch, sizes, *to_host(ids, *shown)))
                 lap("device")
-                if len(in_flight) > 1:
+                if len(in_flight) > queued:
                     hand_over(*in_flight.popleft())
             while in_flight:
                 hand_over(*in_flight.popleft())
