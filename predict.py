@@ -17,10 +17,12 @@ Team A and Goalkeeper A the same yellow). `--overlay` adds each frame with its m
 in `overlays/` for a folder, one `overlay.mp4` for a video (written only by a run that sees every frame,
 so not by a `--resume` that skips some).
 
-Decoding (worker processes: JPEGs at reduced scale with PIL's draft mode; or the GPU, with nvJPEG), the
-student, and PNG encoding (worker processes) run side by side; the last line says how long the main loop
-waited for each, so which one sets the pace. The clock starts after the warm-up (compilation included)
-and the workers' start. Ctrl-C stops within a second or two, keeping every mask already written.
+Decoding (worker processes: JPEGs at reduced scale with PIL's draft mode; or the GPU, with nvJPEG on a
+stream of its own, beside the student's), the student, and PNG encoding (worker processes) run side by side;
+the last line says how long the main loop waited for each, so which one sets the pace, and how many frames
+were skipped as unreadable. The overlay video is blended on the device and encoded on every core (libx264's
+frame threads). The clock starts after the warm-up (compilation included) and the workers' start. Ctrl-C
+stops within a second or two, keeping every mask already written.
 """
 import argparse
 import io
@@ -96,7 +98,8 @@ class FolderFrames(Dataset):
 class VideoFrames(IterableDataset):
     """A video's frames in order, decoded as a stream (one worker process, several decoding threads):
     memory does not grow with the video's length. `skip` names the masks already written, whose frames are
-    decoded but not served; with `overlay` each frame also comes at its own size (`frame`)."""
+    decoded but not served; with `overlay` each frame also comes at its own size as the encoder takes it
+    (`frame`: yuv420p planes, see `blend_yuv420`), with no conversion to RGB and back."""
 
     def __init__(self, path: Path, size: tuple[int, int], overlay: bool, skip: set[str]):
         import av
@@ -129,20 +132,25 @@ class VideoFrames(IterableDataset):
                 item = {"name": name, "mask_name": name, "image": torch.from_numpy(small),
                         "frame_size": (frame.height, frame.width)}
                 if self.overlay:
-                    item["frame"] = torch.from_numpy(frame.to_ndarray(format="rgb24"))
+                    # 4:2:0 chroma needs even sides: an odd one is scaled to the even size below it.
+                    even = frame.reformat(width=frame.width // 2 * 2, height=frame.height // 2 * 2,
+                                          format="yuv420p")
+                    item["frame"] = torch.from_numpy(even.to_ndarray())
                 yield item
 
 
 def collate(items: list[dict]) -> dict:
-    """Readable frames stack into a batch (`image` (B, H, W, 3) uint8; or their `jpeg` bytes end to end in one
-    uint8 tensor, with each file's length in `jpeg_sizes`); the unreadable ones ride along as (name, error)
-    pairs. One tensor, not one per file: a worker hands each tensor to the main process in a shared-memory
-    segment of its own, and 32 segments a batch reach it more slowly than one."""
+    """Readable frames stack into a batch (`image` (B, H, W, 3) uint8 and a video's `frame` (B, 3H/2, W)
+    uint8; or their `jpeg` bytes end to end in one uint8 tensor, with each file's length in `jpeg_sizes`);
+    the unreadable ones ride along as (name, error) pairs. One tensor, not one per file: a worker hands each
+    tensor to the main process in a shared-memory segment of its own, and 32 segments a batch reach it more
+    slowly than one."""
     good = [it for it in items if "error" not in it]
-    batch = {key: [it[key] for it in good] for key in ("name", "mask_name", "frame_size", "frame")
+    batch = {key: [it[key] for it in good] for key in ("name", "mask_name", "frame_size")
              if good and key in good[0]}
-    if good and "image" in good[0]:
-        batch["image"] = torch.stack([it["image"] for it in good])
+    for key in ("image", "frame"):
+        if good and key in good[0]:
+            batch[key] = torch.stack([it[key] for it in good])
     if good and "jpeg" in good[0]:
         batch["jpeg"] = torch.cat([it["jpeg"] for it in good])
         batch["jpeg_sizes"] = [len(it["jpeg"]) for it in good]
@@ -168,10 +176,11 @@ def open_frames(source: Path, size: tuple[int, int], out: Path, overlay: bool, r
     return VideoFrames(source, size, overlay, done)
 
 
-def device_images(batch: dict, size: tuple[int, int],
-                  device: torch.device) -> tuple[torch.Tensor | None, list]:
+def device_images(batch: dict, size: tuple[int, int], device: torch.device,
+                  decode_stream: torch.cuda.Stream | None = None) -> tuple[torch.Tensor | None, list]:
     """A batch on the device: (images (B, 3, H, W) float in [0, 1] at size=(H, W), channels_last, or None when
-    no frame was readable; the frames' own (H, W)). Its `jpeg` bytes are decoded there (nvJPEG on a GPU) and
+    no frame was readable; the frames' own (H, W)). Its `jpeg` bytes are decoded there (nvJPEG on a GPU, on
+    `decode_stream`, so that the student's stream, the current one, segments the last batch meanwhile) and
     resized as data.py does (bilinear, antialiased); an unreadable one moves to the batch's `errors`."""
     if "image" in batch:
         # (B, H, W, 3): channels_last
@@ -179,21 +188,44 @@ def device_images(batch: dict, size: tuple[int, int],
         return images.float().div_(255), batch["frame_size"]
     if "jpeg" not in batch:
         return None, []
+    if decode_stream is None:
+        return decode_and_resize(batch, size, device)
+    # torchvision's decoder allocates its outputs on the current stream but writes them from a stream of its
+    # own that waits for nothing queued before (pytorch/vision#9606): memory freed on the current stream
+    # while kernels queued there still read it can be handed to nvJPEG and overwritten. On decode_stream the
+    # only such kernels are the last batch's resize, which read its decoded frames: wait for them alone.
+    decode_stream.synchronize()
+    with torch.cuda.stream(decode_stream):
+        images, sizes = decode_and_resize(batch, size, device)
+    if images is not None:
+        student_stream = torch.cuda.current_stream(device)
+        # The student's kernels start once the resize has written the images ...
+        student_stream.wait_stream(decode_stream)
+        # ... and the images' memory, decode_stream's, goes back to its pool only once the student's kernels
+        # queued by then have read it: else the next batch's nvJPEG could be handed it and write it first.
+        images.record_stream(student_stream)
+    return images, sizes
+
+
+def decode_and_resize(batch: dict, size: tuple[int, int],
+                      device: torch.device) -> tuple[torch.Tensor | None, list]:
+    """`device_images` for a batch of `jpeg` bytes, on the current stream."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    if device.type == "cuda":
-        # nvJPEG's hardware decoder ignores the stream it is given and can overwrite memory that kernels
-        # still queued on it read (pytorch/vision#9606): let them finish first.
-        torch.cuda.current_stream(device).synchronize()
     files = list(torch.split(batch["jpeg"], batch["jpeg_sizes"]))
     try:
         frames = decode_jpeg(files, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:  # one bad file fails the whole batch: decode its files one by one to find it
+        if device.type == "cuda":
+            # A failed batch may leave nvJPEG writing into the outputs it freed: let it finish first.
+            torch.cuda.synchronize(device)
         frames = []
         for jpeg, name, mask_name in list(zip(files, batch["name"], batch["mask_name"])):
             try:
                 frames.append(decode_jpeg(jpeg, mode=ImageReadMode.RGB, device=device))
             except RuntimeError as error:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # as above
                 batch["errors"].append((name, f"cannot decode it as a JPEG ({str(error).splitlines()[0]})"))
                 batch["name"].remove(name)
                 batch["mask_name"].remove(mask_name)
@@ -246,30 +278,59 @@ def write_masks(out: Path, names: list[str], masks: np.ndarray, frame_sizes: lis
             write_atomically(out / OVERLAYS / (Path(name).stem + ".jpg"), buffer.getvalue())
 
 
+def nearest(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """image (..., h, w) -> (..., H, W) at size=(H, W), each pixel taking the value under its centre: the rule
+    of PIL's nearest-neighbour resize, which the mask PNGs take (PIL's rounding moves 1 pixel in 200)."""
+    rows = ((torch.arange(size[0], device=image.device) + 0.5) * (image.shape[-2] / size[0])).long()
+    columns = ((torch.arange(size[1], device=image.device) + 0.5) * (image.shape[-1] / size[1])).long()
+    return image.index_select(-2, rows).index_select(-1, columns)
+
+
+def yuv_colours(palette: np.ndarray) -> torch.Tensor:
+    """(K, 3) uint8 RGB -> (K, 3) uint8 (Y, U, V): BT.601, limited range, as swscale makes yuv420p of RGB."""
+    to_yuv = torch.tensor([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]])
+    yuv = torch.as_tensor(palette, dtype=torch.float32) / 255 @ to_yuv.T + torch.tensor([16.0, 128.0, 128.0])
+    return yuv.round().to(torch.uint8)
+
+
+def blend_yuv420(frames: torch.Tensor, ids: torch.Tensor, colours: torch.Tensor) -> torch.Tensor:
+    """frames (B, 3H/2, W) uint8, yuv420p's planes as PyAV lays them out (Y (H, W), then U and V (H/2, W/2)
+    each), ids (B, h, w) at the run's size, colours (K, 3) uint8 (`yuv_colours`) -> the frames half covered
+    by their masks' colours, in the same layout. Blending is linear, so blending the planes is blending the
+    RGB pixels (as `blend` does): no frame is converted to RGB and back."""
+    height, width = frames.shape[1] * 2 // 3, frames.shape[2]
+    shown = colours[ids.long()].permute(0, 3, 1, 2)  # (B, 3, h, w): looked up small, then enlarged
+    planes = torch.cat([nearest(shown[:, 0], (height, width)).flatten(1),
+                        nearest(shown[:, 1:], (height // 2, width // 2)).flatten(1)], dim=1)
+    planes = planes.view(frames.shape)
+    return (frames >> 1) + (planes >> 1) + (frames & planes & 1)  # (a + b) // 2, without leaving uint8
+
+
 class OverlayVideo:
     """A video's frames with their masks blended, as one MP4 (H.264 where PyAV has libx264, else MPEG-4
     part 2) at the input's frame rate; written to a temporary name and renamed by `close`."""
 
-    def __init__(self, path: Path, rate: Fraction | int, frame_size: tuple[int, int], palette: np.ndarray):
+    def __init__(self, path: Path, rate: Fraction | int, frame_size: tuple[int, int]):
         import av
 
-        self.path, self.palette = path, palette
+        self.path = path
         self.temporary = path.with_name(f".{path.stem}.{os.getpid()}.mp4")
         self.container = av.open(str(self.temporary), "w")
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         self.stream = self.container.add_stream(codec, rate=rate,
                                                 options={"preset": "veryfast"} if codec == "libx264" else {})
-        # 4:2:0 chroma needs even sides: an odd last row or column is dropped.
+        # Frame threads (x264 encodes several frames at once, a thread per core and a half), not PyAV's
+        # default of slice threads alone: frames scale to many cores better than slices of one frame.
+        self.stream.codec_context.thread_type = "AUTO"
+        # 4:2:0 chroma needs even sides (VideoFrames makes them so).
         self.stream.height, self.stream.width = frame_size[0] // 2 * 2, frame_size[1] // 2 * 2
         self.stream.pix_fmt = "yuv420p"
 
-    def add(self, frame: np.ndarray, mask: np.ndarray) -> None:
-        """frame (H, W, 3) uint8, mask (h, w) uint8 ids at the run's size."""
+    def add(self, frame: np.ndarray) -> None:
+        """frame (3H/2, W) uint8: yuv420p's planes, blended (`blend_yuv420`)."""
         import av
 
-        blended = blend(Image.fromarray(frame), full_size_mask(mask, frame.shape[:2], self.palette))
-        rgb = np.asarray(blended)[:self.stream.height, :self.stream.width]
-        self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(frame, format="yuv420p")))
 
     def close(self, keep: bool) -> None:
         """Finish the MP4 and rename it into place (keep), or delete it (a stopped run's is incomplete)."""
@@ -294,16 +355,16 @@ def write_legend(path: Path, palette: np.ndarray, names: list[str], what: str) -
     write_atomically(path, buffer.getvalue())
 
 
-def to_host(ids: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
-    """ids (B, h, w) uint8 on the device -> (a host tensor, the event after which it holds them). On a GPU one
-    pinned, asynchronous copy: the host waits for it only after it has queued the next batch's work."""
-    if ids.device.type != "cuda":
-        return ids.cpu(), None
-    host = torch.empty(ids.shape, dtype=ids.dtype, pin_memory=True)
-    host.copy_(ids, non_blocking=True)
+def to_host(*tensors: torch.Tensor) -> tuple[list[torch.Tensor], torch.cuda.Event | None]:
+    """Tensors on the device -> (host tensors, the event after which they hold them). On a GPU pinned,
+    asynchronous copies: the host waits for them only once it has queued the next batches' work."""
+    if tensors[0].device.type != "cuda":
+        return [t.cpu() for t in tensors], None
+    hosts = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
+             for t in tensors]
     copied = torch.cuda.Event()
     copied.record()
-    return host, copied
+    return hosts, copied
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -320,9 +381,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     existing.add_argument("--overwrite", action="store_true", help="replace the masks --out already holds")
     p.add_argument("--batch-size", type=int, help="frames the student segments at once (default 32 on a GPU, "
                    "where large batches keep it busy; 1 on a CPU, where a small one stays in its caches)")
-    p.add_argument("--workers", type=int, default=max(1, min(8, cores // 2)),
-                   help="decoding processes, and as many writing processes (a video is decoded by one); 0 "
-                        "does all in this process")
+    p.add_argument("--workers", type=int,
+                   help=f"decoding processes (default, at least 1: a quarter of the {cores} cores this "
+                        "process may use when the device decodes JPEGs, as the processes then only read "
+                        "files; half of them otherwise; a video is decoded by one); 0 does all in this "
+                        "process, writing too")
+    p.add_argument("--writers", type=int, help="PNG-writing processes (default: the cores that the decoding "
+                   "processes and this one leave, at least 1; none with --workers 0)")
     p.add_argument("--jpeg-decoder", choices=["pil", "device"],
                    help="who decodes a folder of JPEGs: PIL at reduced scale in the --workers processes, or "
                         "the device (nvJPEG on a GPU); default device on a GPU, pil otherwise")
@@ -335,6 +400,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.batch_size is None:
         args.batch_size = 32 if on_gpu else 1
     args.jpeg_decoder = args.jpeg_decoder or ("device" if on_gpu else "pil")
+    if args.workers is None:
+        args.workers = max(1, cores // 4 if args.jpeg_decoder == "device" else cores // 2)
+    if args.writers is None:
+        args.writers = max(1, cores - args.workers - 1) if args.workers else 0
     return args
 
 
@@ -366,10 +435,10 @@ def predict(args: argparse.Namespace) -> dict:
     # and beside the model's warm-up; they ignore Ctrl-C, which this process answers by letting their current
     # batch finish.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    writers = ProcessPoolExecutor(args.workers, multiprocessing.get_context(method),
+    writers = ProcessPoolExecutor(args.writers, multiprocessing.get_context(method),
                                   initializer=signal.signal,
-                                  initargs=(signal.SIGINT, signal.SIG_IGN)) if args.workers else None
-    writers_started = [writers.submit(os.getpid) for _ in range(args.workers)] if writers else []
+                                  initargs=(signal.SIGINT, signal.SIG_IGN)) if args.writers else None
+    writers_started = [writers.submit(os.getpid) for _ in range(args.writers)] if writers else []
     # bf16 where the device computes it natively: a GPU, or a CPU with AVX512-BF16 (AMX CPUs have it); other
     # CPUs emulate it, slower than fp32.
     cuda = device.type == "cuda"
@@ -383,6 +452,8 @@ def predict(args: argparse.Namespace) -> dict:
     model = model.to(memory_format=torch.channels_last)
     model = torch.compile(model) if args.compile else model
     to_ids = None if mapping is None else torch.as_tensor(mapping, device=device)
+    # nvJPEG and the resize get a stream of their own: the GPU decodes batch n + 1 while it segments batch n.
+    decode_stream = torch.cuda.Stream(device) if cuda and jpeg_bytes else None
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         # Compilation (and cuDNN's choice of kernels) happens here, on a dummy batch, not on the clock.
         model(torch.zeros(args.batch_size, 3, *size, device=device
@@ -391,7 +462,8 @@ def predict(args: argparse.Namespace) -> dict:
             blank = io.BytesIO()
             Image.new("RGB", (size[1], size[0])).save(blank, format="JPEG")
             jpeg = torch.frombuffer(bytearray(blank.getvalue()), dtype=torch.uint8)
-            device_images(collate([{"name": "blank", "mask_name": "blank.png", "jpeg": jpeg}]), size, device)
+            device_images(collate([{"name": "blank", "mask_name": "blank.png", "jpeg": jpeg}]), size, device,
+                          decode_stream)
     for started in writers_started:
         started.result()
     # Decoded frames are pinned for an asynchronous copy; JPEG bytes are not: nvJPEG reads them on the host.
@@ -399,10 +471,14 @@ def predict(args: argparse.Namespace) -> dict:
                         pin_memory=cuda and not jpeg_bytes,
                         num_workers=min(1, args.workers) if video_in else args.workers)
 
-    video = (OverlayVideo(out / OVERLAY_VIDEO, dataset.rate, dataset.frame_size, palette)
+    video = (OverlayVideo(out / OVERLAY_VIDEO, dataset.rate, dataset.frame_size)
              if video_in and args.overlay and not dataset.skip else None)
+    colours = yuv_colours(palette).to(device) if video else None
     native = tuple(state["args"].get("native_size", size))
-    aspect_said, done, pending, in_flight, finished = False, 0, deque(), deque(), False
+    # Batches queued on the device before the oldest one's masks are awaited: that wait, its copy back to the
+    # host, finds the work of the next two batches queued behind it, so the device never runs dry.
+    queued = 2
+    aspect_said, done, skipped, pending, in_flight, finished = False, 0, 0, deque(), deque(), False
     waited = dict(frames=0.0, device=0.0, writing=0.0)  # the main loop's wait for each stage
     start = tick = time.perf_counter()
 
@@ -411,13 +487,14 @@ def predict(args: argparse.Namespace) -> dict:
         now = time.perf_counter()
         waited[stage], tick = waited[stage] + now - tick, now
 
-    def hand_over(batch: dict, sizes: list, masks: torch.Tensor, copied: torch.cuda.Event | None) -> None:
-        """A batch's masks, once on the host, to the writers (and the overlay video)."""
+    def hand_over(batch: dict, sizes: list, hosts: list[torch.Tensor],
+                  copied: torch.cuda.Event | None) -> None:
+        """A batch's masks (and blended video frames), once on the host, to the writers (and the video)."""
         nonlocal aspect_said, done
         if copied is not None:
             copied.synchronize()
         lap("device")
-        masks = masks.numpy()
+        masks = hosts[0].numpy()
         odd = [(name, h, w) for name, (h, w) in zip(batch["name"], sizes)
                if abs(w / h - native[1] / native[0]) > 0.01]
         if odd and not aspect_said:
@@ -429,12 +506,12 @@ def predict(args: argparse.Namespace) -> dict:
         work = (out, batch["mask_name"], masks, sizes, palette, frames)
         if writers:
             pending.append(writers.submit(write_masks, *work))
-            while len(pending) > 2 * args.workers:  # a bounded backlog: memory stays flat
+            while len(pending) > 2 * args.writers:  # a bounded backlog: memory stays flat
                 pending.popleft().result()
         else:
             write_masks(*work)
-        for frame, mask in zip(batch.get("frame", []) if video else [], masks):
-            video.add(frame.numpy(), mask)
+        for blended in hosts[1].numpy() if video else []:
+            video.add(blended)
         done += len(masks)
         bar.update(len(masks))
         lap("writing")
@@ -444,7 +521,8 @@ def predict(args: argparse.Namespace) -> dict:
             for batch in loader:
                 lap("frames")
                 with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    images, sizes = device_images(batch, size, device)
+                    images, sizes = device_images(batch, size, device, decode_stream)
+                    skipped += len(batch["errors"])
                     bar.update(len(batch["errors"]))
                     for name, error in batch["errors"]:
                         print(f"warning: skipping {source / name}: {error}", file=sys.stderr)
@@ -457,11 +535,13 @@ def predict(args: argparse.Namespace) -> dict:
                         images = torch.cat([images, images.new_zeros(args.batch_size - n, *images.shape[1:])]
                                            ).contiguous(memory_format=torch.channels_last)
                     channels = model(images)[:n].argmax(1)
-                    # Queued, not awaited: the GPU segments this batch while the host hands the last one over.
-                    in_flight.append((batch, sizes, *to_host((channels if to_ids is None
-                                                              else to_ids[channels]).byte())))
+                    ids = (channels if to_ids is None else to_ids[channels]).byte()
+                    shown = [blend_yuv420(batch["frame"].to(device, non_blocking=True), ids, colours)
+                             ] if video else []
+                    # Queued, not awaited: the device works on while the host hands earlier batches over.
+                    in_flight.append((batch, sizes, *to_host(ids, *shown)))
                 lap("device")
-                if len(in_flight) > 1:
+                if len(in_flight) > queued:
                     hand_over(*in_flight.popleft())
             while in_flight:
                 hand_over(*in_flight.popleft())
@@ -476,14 +556,14 @@ def predict(args: argparse.Namespace) -> dict:
             video.close(keep=finished)
     wall = time.perf_counter() - start
     limit = max(waited, key=waited.get)
-    report = dict(frames=done, seconds=wall, fps=done / wall if wall else 0.0, limit=limit,
+    report = dict(frames=done, skipped=skipped, seconds=wall, fps=done / wall if wall else 0.0, limit=limit,
                   **{f"{k}_seconds": v for k, v in waited.items()})
     decoder = "PyAV" if video_in else "the device" if jpeg_bytes else "PIL"
-    print(f"{done} frames in {wall:.1f} s: {report['fps']:.1f} frames per second, decoding ({decoder}) and "
-          f"writing included (the main loop waited {waited['frames']:.1f} s for frames, "
+    print(f"{done:,} frames in {wall:.1f} s: {report['fps']:,.1f} frames per second, decoding ({decoder}) "
+          f"and writing included (the main loop waited {waited['frames']:.1f} s for frames, "
           f"{waited['device']:.1f} s for the device, {waited['writing']:.1f} s for writing: {limit} is the "
-          f"limit); masks in {out}"
-          + (f", the overlay video in {out / OVERLAY_VIDEO}" if video else ""))
+          f"limit); masks in {out}" + (f", the overlay video in {out / OVERLAY_VIDEO}" if video else "")
+          + f"; {skipped:,} skipped (unreadable)")
     return report
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import predict
@@ -44,8 +45,9 @@ def test_a_folder_becomes_palettised_masks_at_the_frames_sizes(run, tmp_path, ca
     report = predict.main(["--checkpoint", str(run / "checkpoint.pt"), "--input", str(folder),
                            "--jpeg-decoder", decoder, "--out", str(tmp_path / "masks"), "--overlay",
                            "--workers", "0", "--batch-size", "2"])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert report["frames"] == 3 and "warning: skipping" in err and "broken.jpg" in err
+    assert report["skipped"] == 1 and out.strip().endswith("; 1 skipped (unreadable)")
     assert err.count("trained on synthetic scenes") == 1
     # Said once, for the 160 x 90 frame: the run's frames are 96 x 64.
     assert err.count("another aspect ratio") == 1
@@ -59,6 +61,35 @@ def test_a_folder_becomes_palettised_masks_at_the_frames_sizes(run, tmp_path, ca
         assert np.array_equal(palette, DISPLAY_PALETTE) and len(np.unique(palette, axis=0)) == 11
         assert Image.open(tmp_path / "masks" / "overlays" / f"clip {i}.jpg").size == (size[1], size[0])
     assert (tmp_path / "masks" / "legend.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_worker_counts_follow_the_cores(monkeypatch):
+    monkeypatch.setattr(predict.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    common = ["--checkpoint", "c.pt", "--input", "frames", "--out", "masks", "--device", "cpu"]
+    # Processes that only read JPEGs for the device leave most cores to the writers; PIL's decoding, half.
+    device = predict.parse_args([*common, "--jpeg-decoder", "device"])
+    pil = predict.parse_args(common)
+    assert (device.workers, device.writers) == (4, 11) and (pil.workers, pil.writers) == (8, 7)
+    assert predict.parse_args([*common, "--workers", "0"]).writers == 0
+    assert predict.parse_args([*common, "--workers", "0", "--writers", "2"]).writers == 2
+
+
+def test_the_overlay_blended_in_yuv_is_the_rgb_blend():
+    import av
+
+    rgb = make_scene(3, (64, 96))[0]
+    planes = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    as_rgb = av.VideoFrame.from_ndarray(planes, format="yuv420p").to_ndarray(format="rgb24")
+    ids = torch.zeros(1, 16, 24, dtype=torch.uint8)
+    ids[:, :, 12:], ids[:, 8:] = 2, 7
+    mask = predict.full_size_mask(ids[0].numpy(), (64, 96), DISPLAY_PALETTE)
+    assert np.array_equal(predict.nearest(ids, (64, 96))[0].numpy(), np.asarray(mask))
+    expected = np.asarray(predict.blend(Image.fromarray(as_rgb), mask), dtype=int)
+    blended = predict.blend_yuv420(torch.from_numpy(planes)[None], ids, predict.yuv_colours(DISPLAY_PALETTE))
+    got = av.VideoFrame.from_ndarray(blended[0].numpy(), format="yuv420p").to_ndarray(format="rgb24")
+    # Off by a grey level or two from rounding, more only where a mask's edge splits a chroma pixel.
+    difference = np.abs(got.astype(int) - expected)
+    assert difference.mean() < 1.5 and np.percentile(difference, 95) <= 2
 
 
 def test_out_with_masks_is_refused_and_resume_skips_what_exists(run, tmp_path):
