@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from tqdm import tqdm
 
 from classes import CLASS_NAMES
-from engineering.fast_inference import fuse_for_inference
+from engineering.fast_inference import inference_copy
 from engineering.files import report_user_errors, write_atomically
 from figures import DISPLAY_PALETTE, cluster_palette
 from models import load_checkpoint, trained_student
@@ -445,10 +445,9 @@ def predict(args: argparse.Namespace) -> dict:
     bf16 = cuda or (device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
     torch.backends.cudnn.benchmark = cuda
     model = trained_student(state, device)
-    if device.type == "cpu":
-        # The same logits with fewer passes over memory (batch norms, padding and ReLU6 copies folded): about
-        # a third off the student on a CPU. Not on a GPU, where its grown depthwise kernels are not measured.
-        model = fuse_for_inference(model)
+    # The same logits with fewer passes over memory: batch norms and ReLU6 copies folded everywhere, Lite0's
+    # padding only where that pays (engineering/fast_inference.py says where, and why).
+    model = inference_copy(model, device)
     model = model.to(memory_format=torch.channels_last)
     model = torch.compile(model) if args.compile else model
     to_ids = None if mapping is None else torch.as_tensor(mapping, device=device)

@@ -578,6 +578,12 @@ def main(argv: list[str] | None = None) -> dict | None:
         torch.backends.cudnn.benchmark = True  # every step has the same shapes: let cuDNN pick its fastest
     out = Path(args.out)
     frames = open_dataset(args.data, "all", tuple(args.size))
+    # Bad data stops the command here, in one line naming the file, not after a fold has trained: every frame
+    # decodes, and every mask that evaluation will score holds only the class table's colours (evaluation's
+    # check: it reads the masks, which training never does).
+    if args.data != "synthetic":
+        frames.check_frames()
+    evaluate.check_labelled_frames(args.data, args.max_frames)
     # native_size: the footage's own frame size, which predict.py compares new footage with.
     args.unlabelled, args.native_size = (args.data != "synthetic" and not frames.has_masks,
                                          list(frames.native_size))

@@ -542,7 +542,9 @@ def benchmark_training(args: argparse.Namespace, device: torch.device) -> tuple[
     embeddings = region_embeddings()
     masks_per_frame = statistics.mean(len(m) for m in cached_masks)
     variant, note = ("bf16 autocast" if cuda else "fp32"), f"{masks_per_frame:.0f} superpixel masks per frame"
-    in_host = {"image": images, "masks": cached_masks, "embeddings": embeddings}
+    # Each frame's eq. 5 generator, as train.py's loop makes them.
+    augmentation = train.augmentation_generators(0, 0, [f"frame {i}" for i in range(len(images))])
+    in_host = {"image": images, "masks": cached_masks, "embeddings": embeddings, "augmentation": augmentation}
     rows, summary = [], dict(train_batch_size=batch, train_variant=variant,
                              train_masks_per_frame=masks_per_frame)
     for what, key, trained in (("label-free step, two AdamW (eq. 7; the SBM's classifier and eq. 2)", "train",

@@ -254,9 +254,10 @@ def test_label_free_training_never_opens_a_mask_file(tmp_path, fssod_root, monke
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", spying_open)
-    # Evaluation reads the masks by design; this test is about everything before it.
+    # Evaluation reads the masks by design (its check before training too); this test is about the rest.
     monkeypatch.setattr(evaluate, "evaluate_checkpoint", lambda *a, **k: None)
     monkeypatch.setattr(evaluate, "pool_folds", lambda *a, **k: None)
+    monkeypatch.setattr(evaluate, "check_labelled_frames", lambda *a, **k: None)
     train.main(["--data", str(fssod_root), "--size", "64", "96", "--folds", "2", "--max-frames", "4",
                 "--epochs", "1", "--batch-size", "2", "--out", str(tmp_path / "run"),
                 "--cache", str(tmp_path / "cache")])
