@@ -47,7 +47,8 @@ def test_fssod_splits_and_shapes(fssod_root):
     assert "label" not in train[0]
 
 
-def test_no_mask_is_opened_without_labels(fssod_root, monkeypatch):
+def spy_on_image_open(monkeypatch) -> list[str]:
+    """The paths PIL opens from now on, in order."""
     opened = []
     real_open = Image.open
 
@@ -56,6 +57,11 @@ def test_no_mask_is_opened_without_labels(fssod_root, monkeypatch):
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(Image, "open", spy)
+    return opened
+
+
+def test_no_mask_is_opened_without_labels(fssod_root, monkeypatch):
+    opened = spy_on_image_open(monkeypatch)
     dataset = FSSOD(fssod_root, "train", size=(32, 48), labels=False)
     for index in range(len(dataset)):
         dataset[index]
@@ -188,14 +194,7 @@ def test_check_frames_names_a_truncated_frame_and_reads_no_mask(tmp_path, monkey
     FSSOD(folder, "all").check_frames()
     whole = (folder / "Frame 1  (2).jpg").read_bytes()
     (folder / "Frame 1  (2).jpg").write_bytes(whole[:len(whole) // 2])  # its header intact, half its pixels
-    opened = []
-    real_open = Image.open
-
-    def spy(path, *args, **kwargs):
-        opened.append(str(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(Image, "open", spy)
+    opened = spy_on_image_open(monkeypatch)
     with pytest.raises(ValueError, match=r"Frame 1  \(2\)\.jpg: cannot read this image \(.*[Tt]runcated"):
         FSSOD(folder, "all").check_frames()
     assert opened and not [path for path in opened if "___fuse" in path]
