@@ -174,10 +174,11 @@ def student_to_train(run: argparse.Namespace, process: Process) -> nn.Module:
         return student
     student = student.to(memory_format=torch.channels_last)
     if process.world > 1:
-        # BatchNorm over the global batch, as one process computes it: each batch norm gathers the mean and
-        # variance of every process's share (one all-gather a layer forward, one all-reduce backward). We
-        # pay that so that the number of GPUs does not change what the student learns (RESULTS.md measures
-        # the cost). On CPUs (gloo, the tests) each process normalises its own share.
+        # BatchNorm over the global batch, as one process computes it: each of the student's 54 batch norms
+        # gathers the mean and variance of every process's share, one all-gather forward and one all-reduce
+        # backward, about 110 small waits a step. We pay them so that the number of GPUs does not change what
+        # the student learns (two processes on one GPU: 151-154 s a fold against 137-144 s, RESULTS.md). On
+        # CPUs (gloo, the tests) each process normalises its own share.
         student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
     return student
 
