@@ -259,9 +259,9 @@ def train_epochs(run: argparse.Namespace, run_dir: Path, student: nn.Module,
             losses = torch.tensor(list(totals.values()), device=device)
             dist.all_reduce(losses)
             totals = dict(zip(totals, (losses / world).tolist()))
-            if device.type != "cuda":
-                # Each process normalised its own share (no SyncBatchNorm on CPUs), so their BatchNorm
-                # running statistics differ; rank 0's are the ones saved, so every rank takes them.
+            if not any(isinstance(module, nn.SyncBatchNorm) for module in student.modules()):
+                # Each process normalised its own share (`student_to_train` syncs batch norms on GPUs only),
+                # so their running statistics differ; rank 0's are the ones saved, so every rank takes them.
                 broadcast_from_rank0(student.buffers())
         if rank == 0:  # the epoch's checkpoint first, then its line: a logged epoch is a kept one
             save_checkpoint(run_dir / "checkpoint.pt", epoch, run, student, sbm, optimizers)
